@@ -1,0 +1,38 @@
+# StoreSight: `make demo` runs the main job, `make test` the tests. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SHARED_DATA ?= ../shared/data
+
+.PHONY: demo test lint pytest models eval clean
+
+demo: models
+	$(BIN)/storesight-kiosk analyze $(SHARED_DATA)/group $(or $(SOURCE),$(SHARED_DATA)/video/face_recognition_short_hamilton_clip.mp4) --every 30
+
+test: lint pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+pytest: models
+	$(BIN)/pytest
+
+models: $(INSTALLED)
+	$(BIN)/storesight-models fetch
+
+eval: models
+	$(BIN)/storesight-eval detection
+	$(BIN)/storesight-eval agegender --json agegender.json
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "StoreSight needs Python 3.11, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) models/files .mypy_cache .ruff_cache .pytest_cache

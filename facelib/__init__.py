@@ -1,0 +1,1 @@
+"""The face library both the kiosk and the cloud use: detect, align, estimate (and embed)."""

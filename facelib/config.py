@@ -1,0 +1,48 @@
+"""Face-library settings: strict, bounded, and read from STORESIGHT_FACE_* variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facelib.image_checks import DEFAULT_MAX_PIXELS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DetectorSettings(_Strict):
+    type: Literal["mediapipe", "yunet"] = Field(
+        "mediapipe", description="detector backend (a plugin chosen by name)"
+    )
+    range: Literal["short", "full"] = Field(
+        "short", description="MediaPipe model: short (till, < 2 m) or full (entrance, < 5 m)"
+    )
+    min_score: float = Field(0.5, ge=0.05, le=0.99, description="minimum detection confidence")
+    tile: bool = Field(
+        False,
+        description="also search overlapping tiles of large images, for small faces in photos",
+    )
+    tile_size: int = Field(256, ge=96, le=2048, description="tile side in pixels when tiling is on")
+
+
+class RuntimeSettings(_Strict):
+    """onnxruntime threading, set in one place for every session."""
+
+    intra_op_threads: int = Field(1, ge=1, le=64)
+    inter_op_threads: int = Field(1, ge=1, le=64)
+
+
+class FaceLibSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STORESIGHT_FACE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    detector: DetectorSettings = DetectorSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1_000_000)
+    estimate_age_gender: bool = True
+    warmup: bool = Field(True, description="run each model once at start-up")

@@ -1,0 +1,5 @@
+"""Face detector backends behind one interface, chosen by `DetectorSettings.type`."""
+
+from facelib.detectors.base import FaceDetector, create_detector
+
+__all__ = ["FaceDetector", "create_detector"]

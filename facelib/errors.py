@@ -1,0 +1,13 @@
+"""Errors the face library raises. Model-file errors come from `models.errors`."""
+
+
+class FaceLibError(Exception):
+    """Base class for face-library failures."""
+
+
+class InvalidImageError(FaceLibError, ValueError):
+    """An input image the library cannot process; the message says what is wrong with it."""
+
+
+class ConfigurationError(FaceLibError, ValueError):
+    """A setting that names something the library does not have."""

@@ -1,0 +1,42 @@
+"""Structured logging for every StoreSight process: one call sets it up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+_NOISY = ("absl", "mediapipe", "urllib3", "httpx", "httpcore", "PIL", "matplotlib")
+
+
+def configure_logging(level: str | None = None, json: bool | None = None) -> None:
+    """Key-value logs on stderr; JSON when STORESIGHT_LOG_JSON=1 or stderr is not a terminal."""
+    level_name = (level or os.environ.get("STORESIGHT_LOG_LEVEL", "INFO")).upper()
+    if json is None:
+        json = os.environ.get("STORESIGHT_LOG_JSON", "") == "1"
+    numeric = logging.getLevelNamesMapping().get(level_name, logging.INFO)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # MediaPipe's C++ side (glog/absl) reads this before it prints anything.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,119 @@
+"""`storesight-kiosk`: the till and entrance app."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facelib.config import DetectorSettings, FaceLibSettings
+from facelib.errors import FaceLibError
+from facelib.logs import configure_logging
+from facelib.types import FaceAnalysis, RGBImage
+from models.errors import ModelError
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="storesight-kiosk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    analyze = sub.add_parser(
+        "analyze", help="detect, align and estimate age/gender in photos or a clip"
+    )
+    analyze.add_argument(
+        "sources", type=Path, nargs="+", help="image files, folders or video files"
+    )
+    analyze.add_argument("--range", choices=["short", "full"], default="full")
+    analyze.add_argument("--detector", choices=["mediapipe", "yunet"], default="mediapipe")
+    analyze.add_argument(
+        "--every", type=int, default=10, help="for videos: analyse every Nth frame"
+    )
+    analyze.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        return _analyze(args)
+    except (FaceLibError, ModelError) as error:
+        print(f"storesight-kiosk: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from facelib.analyzer import FaceAnalyzer
+
+    settings = FaceLibSettings(
+        detector=DetectorSettings(type=args.detector, range=args.range, tile=True)
+    )
+    analyzer = FaceAnalyzer(settings)
+    if not args.json:
+        print(f"{'source':44} {'frame':>5} {'box (x1,y1,x2,y2)':24} {'score':>5} {'age':>9} gender")
+    for name, frame_index, image in _frames(args.sources, args.every):
+        for face in analyzer.analyze(image):
+            _print_face(name, frame_index, face, as_json=args.json)
+    analyzer.close()
+    return 0
+
+
+def _frames(sources: list[Path], every: int) -> Iterator[tuple[str, int, RGBImage]]:
+    from facelib.images import read_rgb
+
+    for source in sources:
+        if not source.exists():
+            raise FaceLibError(f"source not found: {source}")
+        if source.is_dir():
+            for path in sorted(source.iterdir()):
+                if path.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"}:
+                    yield path.name, 0, read_rgb(path)
+        elif source.suffix.lower() in VIDEO_SUFFIXES:
+            capture = cv2.VideoCapture(str(source))
+            if not capture.isOpened():
+                raise FaceLibError(f"cannot open video: {source}")
+            index = 0
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                if index % max(1, every) == 0:
+                    yield source.name, index, np.ascontiguousarray(bgr[:, :, ::-1])
+                index += 1
+            capture.release()
+        else:
+            yield source.name, 0, read_rgb(source)
+
+
+def _print_face(name: str, frame: int, face: FaceAnalysis, *, as_json: bool) -> None:
+    box = face.detection.box
+    age = face.age
+    gender = face.gender
+    if as_json:
+        record = {
+            "source": name,
+            "frame": frame,
+            "box": [round(v, 1) for v in (box.x1, box.y1, box.x2, box.y2)],
+            "score": round(face.detection.score, 3),
+            "age": None
+            if age is None
+            else {"years": round(age.years, 1), "confidence": round(age.confidence, 3)},
+            "gender": None
+            if gender is None
+            else {"label": gender.label, "confidence": round(gender.confidence, 3)},
+        }
+        print(json.dumps(record))
+        return
+    box_text = f"{box.x1:.0f},{box.y1:.0f},{box.x2:.0f},{box.y2:.0f}"
+    age_text = "-" if age is None else f"{age.years:4.1f}±{age.std_years:3.1f}"
+    gender_text = "-" if gender is None else f"{gender.label} ({gender.confidence:.2f})"
+    print(
+        f"{name[:44]:44} {frame:5d} {box_text:24} {face.detection.score:5.2f} "
+        f"{age_text:>9} {gender_text}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""How every model StoreSight runs is obtained, converted, checked and licensed."""

