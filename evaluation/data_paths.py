@@ -6,11 +6,18 @@ import os
 from pathlib import Path
 
 DATA_ENV = "STORESIGHT_DATA_DIR"
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The workplace keeps the data at ../shared/data beside the checkout; a clone made elsewhere
+#: (a CI scratch directory) still finds the workplace's copy.
+_CANDIDATES = (_PROJECT_ROOT.parent / "shared" / "data", Path("/work/shared/data"))
 
 
 def shared_data_dir() -> Path:
-    """$STORESIGHT_DATA_DIR, else ../shared/data beside the project root."""
+    """$STORESIGHT_DATA_DIR, else ../shared/data beside the project, else the workplace's copy."""
     configured = os.environ.get(DATA_ENV)
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    for candidate in _CANDIDATES:
+        if candidate.is_dir():
+            return candidate
+    return _CANDIDATES[0]
