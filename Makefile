@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-SHARED_DATA ?= ../shared/data
+SHARED_DATA ?= $(or $(firstword $(wildcard ../shared/data /work/shared/data)),../shared/data)
 
 .PHONY: demo test lint pytest models eval clean
 
