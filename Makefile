@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SHARED_DATA ?= $(or $(firstword $(wildcard ../shared/data /work/shared/data)),../shared/data)
 
-.PHONY: demo test lint pytest models eval clean
+.PHONY: demo test lint pytest models eval bench clean
 
 demo: models
 	$(BIN)/storesight-kiosk analyze $(SHARED_DATA)/group $(or $(SOURCE),$(SHARED_DATA)/video/face_recognition_short_hamilton_clip.mp4) --every 30
@@ -26,6 +26,11 @@ models: $(INSTALLED)
 eval: models
 	$(BIN)/storesight-eval detection
 	$(BIN)/storesight-eval agegender --json agegender.json
+	$(BIN)/storesight-eval verify --json verify.json
+	$(BIN)/storesight-eval identify --json identify.json
+
+bench: models
+	$(BIN)/python bench/embedder.py --json bench-embedder.json
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "StoreSight needs Python 3.11, found " + sys.version' 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.data_paths import shared_data_dir
+from evaluation.face_encoding import Pipeline
 from evaluation.tables import format_table
 from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.errors import FaceLibError
@@ -45,6 +46,24 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("--images", type=Path, default=data / "faces/lfw")
     cal.add_argument("--count", type=int, default=600)
 
+    ver = sub.add_parser("verify", help="LFW-style pair verification: accuracy, TAR@FAR, threshold")
+    ver.add_argument("--pairs", type=Path, default=data / "faces/pairs-dev.txt")
+    ver.add_argument("--images", type=Path, default=data / "faces/lfw")
+    _pipeline_options(ver)
+    ver.add_argument("--json", type=Path, default=None)
+
+    ident = sub.add_parser("identify", help="open-set identification on person folders")
+    ident.add_argument("--gallery", type=Path, default=data / "faces/lfw")
+    ident.add_argument("--min-photos", type=int, default=4, help="people with fewer are left out")
+    ident.add_argument("--enrol", type=int, default=2, help="photos enrolled per known person")
+    ident.add_argument("--strangers", type=float, default=0.2, help="share of people not enrolled")
+    ident.add_argument("--seed", type=int, default=0)
+    ident.add_argument(
+        "--threshold", type=float, default=None, help="default: the configured match threshold"
+    )
+    _pipeline_options(ident)
+    ident.add_argument("--json", type=Path, default=None)
+
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -52,10 +71,93 @@ def main(argv: list[str] | None = None) -> int:
             return _agegender(args)
         if args.command == "detection":
             return _detection(args)
+        if args.command == "verify":
+            return _verify(args)
+        if args.command == "identify":
+            return _identify(args)
         return _calibrate(args)
     except (FaceLibError, ModelError, ValueError, FileNotFoundError) as error:
         print(f"storesight-eval: error: {error}", file=sys.stderr)
         return 1
+
+
+def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pipeline",
+        choices=["storesight", "dlib"],
+        default="storesight",
+        help="storesight: the product's detector, alignment and ONNX embedder; dlib: dlib's "
+        "HOG detector, 5-point model and network, one pass (the reference; needs dlib-bin)",
+    )
+    parser.add_argument("--range", choices=["short", "full"], default=None)
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each face's descriptor with its mirror image's (default: as configured)",
+    )
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    from evaluation.face_encoding import create_pipeline
+
+    configured = FaceLibSettings()
+    return create_pipeline(
+        args.pipeline,
+        detector_range=args.range or configured.detector.range,
+        flip=configured.recognition.flip_average if args.flip is None else args.flip,
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from evaluation.face_encoding import encode_images
+    from evaluation.verification import evaluate, read_pairs
+
+    _require(args.pairs, "pairs file")
+    _require(args.images, "image folder")
+    pairs = read_pairs(args.pairs, args.images)
+    pipeline = _pipeline(args)
+    try:
+        codes = encode_images(pipeline, [p for pair in pairs for p in (pair.first, pair.second)])
+    finally:
+        pipeline.close()
+    figures: dict[str, Any] = {"pipeline": pipeline.name, **evaluate(pairs, codes).figures()}
+    shown = {
+        k: v for k, v in figures.items() if not isinstance(v, list) and k != "not_found_policy"
+    }
+    print(format_table(["metric", "value"], list(shown.items())))
+    print(f"faces not found: {figures['not_found']} ({figures['not_found_policy']})")
+    _write_json(args.json, figures)
+    return 0
+
+
+def _identify(args: argparse.Namespace) -> int:
+    from evaluation.face_encoding import encode_images
+    from evaluation.identification import evaluate, read_gallery, split_gallery
+
+    people = read_gallery(args.gallery, min_photos=args.min_photos)
+    split = split_gallery(people, enrol=args.enrol, stranger_share=args.strangers, seed=args.seed)
+    threshold = (
+        args.threshold
+        if args.threshold is not None
+        else FaceLibSettings().recognition.match_threshold
+    )
+    pipeline = _pipeline(args)
+    photos = [p for ps in split.enrolled.values() for p in ps] + [p for _, p in split.probes]
+    try:
+        codes = encode_images(pipeline, photos)
+    finally:
+        pipeline.close()
+    figures: dict[str, Any] = {
+        "pipeline": pipeline.name,
+        **evaluate(split, codes, threshold).figures(),
+    }
+    shown = {
+        k: v for k, v in figures.items() if not isinstance(v, list) and k != "not_found_policy"
+    }
+    print(format_table(["metric", "value"], list(shown.items())))
+    _write_json(args.json, figures)
+    return 0
 
 
 def _require(path: Path, what: str) -> None:

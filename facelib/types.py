@@ -105,4 +105,5 @@ class FaceAnalysis:
     chips: AlignedChips
     age: AgeEstimate | None = None
     gender: GenderEstimate | None = None
+    descriptor: FloatArray | None = None  # (128,) float32, see facelib.embedder
     extra: dict[str, float] = field(default_factory=dict)

@@ -69,9 +69,10 @@ def _list() -> int:
     for name, spec in sorted(manifest.models.items()):
         contract = spec.input
         size = f"{contract.width}x{contract.height}" if contract.width else "any size"
+        where = spec.source.path_in_wheel if spec.source else spec.file
         print(
-            f"{name:24} {spec.source.requirement:28} {spec.license:12} {size:9} "
-            f"{contract.color_order} {contract.layout}  {spec.source.path_in_wheel}"
+            f"{name:24} {spec.origin:28} {spec.license:12} {size:9} "
+            f"{contract.color_order} {contract.layout}  {where}"
         )
     return 0
 

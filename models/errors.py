@@ -22,3 +22,7 @@ class UnknownModelError(ModelError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown model"
+
+
+class ModelConversionError(ModelError):
+    """A source model could not be read or converted (unexpected bytes or architecture)."""

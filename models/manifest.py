@@ -37,6 +37,13 @@ class WheelSource(_Strict):
         return f"{self.package}=={self.version}"
 
 
+class Conversion(_Strict):
+    """A model StoreSight generates from another manifest entry with one of its converters."""
+
+    from_model: str
+    converter: Literal["dlib_resnet_to_onnx"]
+
+
 class InputContract(_Strict):
     """What the network expects; width/height 0 means any size."""
 
@@ -45,19 +52,35 @@ class InputContract(_Strict):
     color_order: Literal["RGB", "BGR"]
     layout: Literal["NCHW", "NHWC"]
     normalization: str
+    dtype: Literal["uint8", "float32"] = "float32"
     chip_padding: float | None = None
 
 
 class ModelSpec(_Strict):
     task: str
     description: str
-    source: WheelSource
+    source: WheelSource | None = None
+    converted: Conversion | None = None
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(gt=0)
     license: str
     used_at: Literal["runtime", "development"]
     input: InputContract
+
+    @property
+    def origin(self) -> str:
+        """Where the file comes from, for messages: a wheel, or a conversion of another model."""
+        if self.source is not None:
+            return self.source.requirement
+        assert self.converted is not None
+        return f"{self.converted.converter} applied to model {self.converted.from_model!r}"
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ModelSpec:
+        if (self.source is None) == (self.converted is None):
+            raise ValueError(f"{self.file}: give exactly one of 'source' and 'converted'")
+        return self
 
     @model_validator(mode="after")
     def _shippable(self) -> ModelSpec:
@@ -72,6 +95,19 @@ class ModelSpec(_Strict):
 class Manifest(_Strict):
     schema_version: Literal[1]
     models: dict[str, ModelSpec]
+
+    @model_validator(mode="after")
+    def _conversions_resolve(self) -> Manifest:
+        for name, spec in self.models.items():
+            if spec.converted is None:
+                continue
+            parent = self.models.get(spec.converted.from_model)
+            if parent is None or parent.source is None:
+                raise ValueError(
+                    f"model {name!r} is converted from {spec.converted.from_model!r}, "
+                    "which is not a model fetched from a wheel in this manifest"
+                )
+        return self
 
     def spec(self, name: str) -> ModelSpec:
         try:

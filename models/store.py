@@ -30,7 +30,7 @@ class ModelStore:
         if not path.is_file():
             raise ModelMissingError(
                 f"model {name!r} is missing: {path} does not exist "
-                f"(from {spec.source.requirement}); run `storesight-models fetch`"
+                f"(from {spec.origin}); run `storesight-models fetch`"
             )
         verify_file(name, spec, path)
         return path
@@ -41,6 +41,6 @@ def verify_file(name: str, spec: ModelSpec, path: Path) -> None:
     if actual != spec.sha256:
         raise ModelCorruptError(
             f"model {name!r} at {path} is corrupt: sha256 {actual} but the manifest says "
-            f"{spec.sha256} (from {spec.source.requirement}); delete it and run "
+            f"{spec.sha256} (from {spec.origin}); delete it and run "
             "`storesight-models fetch`"
         )

@@ -31,6 +31,8 @@ class BlazeFaceDetector:
         self._model_name = "blazeface_short_range" if range_ == "short" else "blazeface_full_range"
         self.name = f"mediapipe-{range_}"
         spec = store.spec(self._model_name)
+        if spec.source is None:
+            raise ModelMissingError(f"model {self._model_name!r} must come from a wheel")
         packaged = _packaged_model(spec.source.path_in_wheel)
         if not packaged.is_file():
             raise ModelMissingError(
