@@ -59,7 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     ident.add_argument("--strangers", type=float, default=0.2, help="share of people not enrolled")
     ident.add_argument("--seed", type=int, default=0)
     ident.add_argument(
-        "--threshold", type=float, default=None, help="default: the configured match threshold"
+        "--far-target",
+        type=float,
+        default=0.01,
+        help="stranger false-accept rate the recommended threshold keeps to",
+    )
+    ident.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="default: the configured open-set identification threshold",
     )
     _pipeline_options(ident)
     ident.add_argument("--json", type=Path, default=None)
@@ -140,7 +149,7 @@ def _identify(args: argparse.Namespace) -> int:
     threshold = (
         args.threshold
         if args.threshold is not None
-        else FaceLibSettings().recognition.match_threshold
+        else FaceLibSettings().recognition.identify_threshold
     )
     pipeline = _pipeline(args)
     photos = [p for ps in split.enrolled.values() for p in ps] + [p for _, p in split.probes]
@@ -150,12 +159,18 @@ def _identify(args: argparse.Namespace) -> int:
         pipeline.close()
     figures: dict[str, Any] = {
         "pipeline": pipeline.name,
-        **evaluate(split, codes, threshold).figures(),
+        **evaluate(split, codes, threshold, false_accept_target=args.far_target).figures(),
     }
     shown = {
         k: v for k, v in figures.items() if not isinstance(v, list) and k != "not_found_policy"
     }
     print(format_table(["metric", "value"], list(shown.items())))
+    points = [
+        [p["threshold"], p["false_accept"], p["false_reject"]]
+        for p in figures["operating_points"]
+        if round(p["threshold"] * 100) % 5 == 0
+    ]
+    print(format_table(["threshold", "false_accept", "false_reject"], points))
     _write_json(args.json, figures)
     return 0
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from evaluation.face_encoding import Descriptor
 
@@ -66,6 +67,13 @@ def split_gallery(
 
 
 @dataclass
+class OperatingPoint:
+    threshold: float
+    false_accept: float
+    false_reject: float
+
+
+@dataclass
 class IdentificationResult:
     rank1: float
     false_accept: float
@@ -77,6 +85,9 @@ class IdentificationResult:
     known_probes: int
     stranger_probes: int
     not_found: int
+    recommended_threshold: float
+    false_accept_target: float
+    operating_points: list[OperatingPoint] = field(default_factory=list)
     enrolled_without_face: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, object]:
@@ -86,6 +97,8 @@ class IdentificationResult:
             "false_reject": self.false_reject,
             "misidentified": self.misidentified,
             "threshold": self.threshold,
+            "recommended_threshold": self.recommended_threshold,
+            "false_accept_target": self.false_accept_target,
             "people_enrolled": self.people_enrolled,
             "strangers": self.strangers,
             "known_probes": self.known_probes,
@@ -94,11 +107,46 @@ class IdentificationResult:
             "not_found_policy": "enrolment photos without a face are skipped; probes without "
             "a face count as missed (false reject) or, for strangers, as correctly rejected",
             "enrolled_without_face": self.enrolled_without_face,
+            "operating_points": [vars(p) for p in self.operating_points],
         }
 
 
+@dataclass(frozen=True)
+class _Nearest:
+    distance: float  # inf when the probe has no face
+    right: bool  # the nearest enrolled descriptor belongs to the probe's person
+
+
+def _nearest(
+    probes: list[tuple[str, Path]],
+    codes: dict[Path, Descriptor | None],
+    gallery: NDArray[np.float32],
+    labels: NDArray[np.str_],
+) -> list[_Nearest]:
+    out = []
+    for name, photo in probes:
+        code = codes[photo]
+        if code is None:
+            out.append(_Nearest(float("inf"), False))
+            continue
+        d = np.linalg.norm(gallery - code, axis=1)
+        best = int(np.argmin(d))
+        out.append(_Nearest(float(d[best]), bool(labels[best] == name)))
+    return out
+
+
+def _rates(known: list[_Nearest], strangers: list[_Nearest], t: float) -> tuple[float, float]:
+    false_accept = sum(n.distance < t for n in strangers) / max(1, len(strangers))
+    accepted_right = sum(n.right and n.distance < t for n in known)
+    return false_accept, (len(known) - accepted_right) / max(1, len(known))
+
+
 def evaluate(
-    split: Split, codes: dict[Path, Descriptor | None], threshold: float
+    split: Split,
+    codes: dict[Path, Descriptor | None],
+    threshold: float,
+    *,
+    false_accept_target: float = 0.01,
 ) -> IdentificationResult:
     labels: list[str] = []
     vectors: list[Descriptor] = []
@@ -111,38 +159,32 @@ def evaluate(
         vectors += found
     gallery = np.stack(vectors)
     label_array = np.array(labels)
-
-    known = [(n, p) for n, p in split.probes if n not in split.strangers]
-    strangers = [(n, p) for n, p in split.probes if n in split.strangers]
-    rank1_hits = accepted_right = accepted_wrong = 0
-    for name, photo in known:
-        code = codes[photo]
-        if code is None:
-            continue
-        d = np.linalg.norm(gallery - code, axis=1)
-        best = int(np.argmin(d))
-        right = label_array[best] == name
-        rank1_hits += int(right)
-        if d[best] < threshold:
-            accepted_right += int(right)
-            accepted_wrong += int(not right)
-    false_accepts = 0
-    for _, photo in strangers:
-        code = codes[photo]
-        if code is not None and float(np.min(np.linalg.norm(gallery - code, axis=1))) < threshold:
-            false_accepts += 1
-    probes = split.probes
+    known = _nearest(
+        [(n, p) for n, p in split.probes if n not in split.strangers], codes, gallery, label_array
+    )
+    strangers = _nearest(
+        [(n, p) for n, p in split.probes if n in split.strangers], codes, gallery, label_array
+    )
+    false_accept, false_reject = _rates(known, strangers, threshold)
+    grid = [round(t, 3) for t in np.arange(0.30, 0.701, 0.01)]
+    points = [OperatingPoint(t, *_rates(known, strangers, t)) for t in grid]
+    fine = np.arange(0.20, 0.80, 0.001)
+    passing = [t for t in fine if _rates(known, strangers, t)[0] <= false_accept_target]
     return IdentificationResult(
-        rank1=rank1_hits / max(1, len(known)),
-        false_accept=false_accepts / max(1, len(strangers)),
-        false_reject=(len(known) - accepted_right) / max(1, len(known)),
-        misidentified=accepted_wrong / max(1, len(known)),
+        rank1=sum(n.right for n in known) / max(1, len(known)),
+        false_accept=false_accept,
+        false_reject=false_reject,
+        misidentified=sum(not n.right and n.distance < threshold for n in known)
+        / max(1, len(known)),
         threshold=threshold,
         people_enrolled=len(split.enrolled),
         strangers=len(split.strangers),
         known_probes=len(known),
         stranger_probes=len(strangers),
-        not_found=sum(1 for _, p in probes if codes[p] is None)
+        not_found=sum(1 for _, p in split.probes if codes[p] is None)
         + sum(1 for ps in split.enrolled.values() for p in ps if codes[p] is None),
+        recommended_threshold=round(float(max(passing)), 3) if passing else 0.0,
+        false_accept_target=false_accept_target,
+        operating_points=points,
         enrolled_without_face=without_face,
     )

@@ -46,6 +46,15 @@ class RecognitionSettings(_Strict):
         description="same person when the descriptor distance is below this; the default is "
         "what `storesight-eval verify` recommends on the dev LFW pairs",
     )
+    identify_threshold: float = Field(
+        0.443,
+        gt=0.0,
+        lt=2.0,
+        description="open-set identification (one face against many customers): a match "
+        "only below this distance. Stricter than match_threshold because every extra person "
+        "enrolled is another chance of a false match; the default is what `storesight-eval "
+        "identify` recommends for at most 1% of strangers accepted among 226 LFW people",
+    )
     flip_average: bool = Field(
         True,
         description="average each descriptor with its mirror image's: twice the work, "

@@ -14,7 +14,9 @@ from evaluation.identification import Split, read_gallery, split_gallery
 from evaluation.identification import evaluate as identify
 from evaluation.verification import Pair, best_threshold, read_pairs, tar_at_far
 from evaluation.verification import evaluate as verify
+from facelib.analyzer import FaceAnalyzer
 from facelib.config import FaceLibSettings
+from facelib.images import read_rgb
 from models.store import ModelStore
 from tests.conftest import require
 
@@ -141,7 +143,7 @@ def test_identify_on_real_person_folders(data_dir: Path, tmp_path: Path, store: 
     assert figures["strangers"] == 3 and figures["people_enrolled"] == 9
     assert figures["known_probes"] == 9 * 3 and figures["stranger_probes"] == 3 * 5
     assert figures["rank1"] >= 0.9
-    assert figures["threshold"] == FaceLibSettings().recognition.match_threshold
+    assert figures["threshold"] == FaceLibSettings().recognition.identify_threshold
 
     strict_out = tmp_path / "strict.json"
     strict_args = ["--strangers", "0.25", "--threshold", "0.3", "--json", str(strict_out)]
@@ -151,3 +153,18 @@ def test_identify_on_real_person_folders(data_dir: Path, tmp_path: Path, store: 
     assert strict["rank1"] == figures["rank1"]  # rank 1 does not depend on the threshold
     assert strict["false_accept"] == 0.0 <= figures["false_accept"]
     assert strict["false_reject"] > figures["false_reject"]
+
+
+def test_analyzer_descriptors_tell_people_apart(data_dir: Path, analyzer: FaceAnalyzer) -> None:
+    """Through the whole face library: two photos of one person are closer than another's."""
+    lfw = require(data_dir / "faces" / "lfw")
+    same_a, same_b = sorted((lfw / "Andre_Agassi").glob("*.jpg"))[:2]
+    other = sorted((lfw / "Angela_Bassett").glob("*.jpg"))[0]
+    codes = []
+    for photo in (same_a, same_b, other):
+        faces = analyzer.analyze(read_rgb(photo))
+        assert faces and faces[0].descriptor is not None
+        codes.append(faces[0].descriptor)
+    threshold = FaceLibSettings().recognition.match_threshold
+    assert float(np.linalg.norm(codes[0] - codes[1])) < threshold
+    assert float(np.linalg.norm(codes[0] - codes[2])) > threshold
