@@ -1,30 +1,197 @@
-"""`storesight-cloud`: the multi-store HTTP service."""
+"""`storesight-cloud`: the multi-store HTTP service, its database and its administration."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import logging
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from cloud_api.admin import AdminError
+from cloud_api.db.migrate import SchemaNotCurrent, display_url
+from cloud_api.settings import CloudSettings
 from facelib.config import FaceLibSettings
 from facelib.logs import configure_logging
 from models.errors import ModelError
 
+PROG = "storesight-cloud"
+
+log = structlog.get_logger(__name__)
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can fix; the message says how."""
+
+
+Handler = Callable[[argparse.Namespace], int]
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="storesight-cloud", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check-models", help="load and warm up the models the service runs")
-    parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     configure_logging()
+    # Our own log lines say what migrations do; Alembic's INFO chatter adds nothing.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    handler: Handler = args.handler
     try:
-        return _check_models()
-    except ModelError as error:
-        print(f"storesight-cloud: error: {error}", file=sys.stderr)
-        return 1
+        return handler(args)
+    except (CommandError, AdminError, SchemaNotCurrent, ModelError) as error:
+        return _fail(str(error))
+    except ValidationError as error:
+        return _fail(f"invalid settings: {error}")
+    except SQLAlchemyError as error:
+        orig = getattr(error, "orig", None)
+        detail = str(orig if orig is not None else error).strip().splitlines()
+        return _fail(f"database error: {detail[0] if detail else type(error).__name__}")
+    except KeyboardInterrupt:
+        return 130
 
 
-def _check_models() -> int:
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL (default: STORESIGHT_CLOUD_DATABASE_URL or the embedded SQLite file)",
+    )
+
+    check = sub.add_parser("check-models", help="load and warm up the models the service runs")
+    check.set_defaults(handler=_check_models)
+
+    migrate = sub.add_parser(
+        "migrate", parents=[database], help="create or upgrade the database schema"
+    )
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.set_defaults(handler=_migrate)
+
+    serve = sub.add_parser("serve", parents=[database], help="run the HTTP API")
+    serve.add_argument("--host", help="interface to listen on (default: settings.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: settings.port)")
+    serve.set_defaults(handler=_serve)
+
+    admin = sub.add_parser("admin", help="regions, stores, devices and users")
+    actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    region = actions.add_parser("create-region", parents=[database], help="add a region")
+    region.add_argument("name")
+    region.set_defaults(handler=_create_region)
+
+    store = actions.add_parser("create-store", parents=[database], help="add a store")
+    store.add_argument("--region", required=True, help="region name or id")
+    store.add_argument("--code", required=True, help="unique store code, e.g. LON-001")
+    store.add_argument("--name", required=True)
+    store.set_defaults(handler=_create_store)
+
+    device = actions.add_parser(
+        "create-device", parents=[database], help="add a till or entrance PC and print its key"
+    )
+    device.add_argument("--store", required=True, help="store code")
+    device.add_argument("--kind", required=True, metavar="{till,entrance}")
+    device.add_argument("--name", required=True)
+    device.set_defaults(handler=_create_device)
+
+    revoke = actions.add_parser(
+        "revoke-device", parents=[database], help="revoke a device's API key"
+    )
+    revoke.add_argument("--id", type=int, required=True, dest="device_id", help="device id")
+    revoke.set_defaults(handler=_revoke_device)
+
+    user = actions.add_parser("create-user", parents=[database], help="add a user")
+    user.add_argument("--email", required=True)
+    user.add_argument("--name", required=True)
+    user.add_argument("--role", required=True, metavar="{admin,head_office,store_manager}")
+    user.add_argument("--store", help="store code (store managers only)")
+    user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+    user.set_defaults(handler=_create_user)
+
+    listing = actions.add_parser("list", parents=[database], help="show a table")
+    listing.add_argument("what", choices=("regions", "stores", "devices", "users"))
+    listing.add_argument("--region", help="stores: only this region (name or id)")
+    listing.add_argument("--store", help="devices: only this store (code)")
+    listing.set_defaults(handler=_list)
+    return parser
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    url: str | None = args.database_url
+    return url if url else CloudSettings().database_url
+
+
+@contextmanager
+def _admin_session(args: argparse.Namespace) -> Iterator[Session]:
+    """A session on a database at the newest schema; commits when the command succeeds."""
+    from cloud_api.db.migrate import ensure_current
+    from cloud_api.db.session import make_engine, session_factory, transaction
+
+    url = _database_url(args)
+    ensure_current(url)
+    engine = make_engine(url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else ""
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    for row in [list(headers), ["-" * width for width in widths], *cells]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    if not rows:
+        print("(none)")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.read().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CommandError("no terminal to ask for the password on; use --password-stdin")
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Password again: "):
+        raise CommandError("the passwords do not match")
+    return password
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def _check_models(args: argparse.Namespace) -> int:
     from facelib.age_gender import AgeEstimator, GenderEstimator
     from models.store import ModelStore
 
@@ -36,6 +203,153 @@ def _check_models() -> int:
         estimator.warmup()
         elapsed = (time.perf_counter() - started) * 1000
         print(f"ok  {estimator.model_name:8} loaded and warmed up in {elapsed:.0f} ms")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from cloud_api.db.migrate import current, head_revision, upgrade
+
+    url = _database_url(args)
+    upgrade(url, args.revision)
+    revision = current(url)
+    suffix = " (head)" if revision == head_revision() else ""
+    print(f"database {display_url(url)} is at revision {revision}{suffix}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    overrides: dict[str, Any] = {}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = CloudSettings(**overrides)
+    try:
+        # Imported here: the API pulls in the recognition stack, which no other command needs.
+        from cloud_api.api.app import create_app
+    except ImportError as error:
+        raise CommandError(f"the API application cannot be loaded: {error}") from error
+    log.info(
+        "serving",
+        host=settings.host,
+        port=settings.port,
+        database=display_url(settings.database_url),
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    return 0
+
+
+def _create_region(args: argparse.Namespace) -> int:
+    from cloud_api.admin import create_region
+
+    with _admin_session(args) as session:
+        region = create_region(session, args.name)
+    log.info("region created", region_id=region.id, name=region.name)
+    print(f"created region {region.id}: {region.name}")
+    return 0
+
+
+def _create_store(args: argparse.Namespace) -> int:
+    from cloud_api.admin import create_store
+
+    with _admin_session(args) as session:
+        store = create_store(session, args.region, args.code, args.name)
+        region_name = store.region.name
+    log.info("store created", store_id=store.id, code=store.code, region=region_name)
+    print(f"created store {store.id}: {store.code} ({store.name}) in region {region_name}")
+    return 0
+
+
+def _create_device(args: argparse.Namespace) -> int:
+    from cloud_api.admin import create_device
+
+    with _admin_session(args) as session:
+        device, key = create_device(session, args.store, args.kind, args.name)
+        store_code = device.store.code
+    # The key itself is never logged: only its public prefix.
+    log.info(
+        "device created",
+        device_id=device.id,
+        kind=device.kind,
+        store=store_code,
+        key_prefix=device.key_prefix,
+    )
+    print(f"created {device.kind} device {device.id}: {device.name!r} in store {store_code}")
+    print("API key (shown only this once; only its hash is stored, so copy it now):")
+    print(key)
+    return 0
+
+
+def _revoke_device(args: argparse.Namespace) -> int:
+    from cloud_api.admin import revoke_device
+
+    with _admin_session(args) as session:
+        device = revoke_device(session, args.device_id)
+    log.info("device revoked", device_id=device.id, key_prefix=device.key_prefix)
+    print(f"revoked device {device.id}: {device.name!r}; its API key no longer works")
+    return 0
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    from cloud_api.admin import create_user
+
+    password = _read_password(args.password_stdin)
+    with _admin_session(args) as session:
+        user = create_user(session, args.email, args.name, args.role, password, args.store)
+    log.info("user created", user_id=user.id, email=user.email, role=user.role)
+    print(f"created user {user.id}: {user.email} ({user.role})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from cloud_api import admin
+
+    with _admin_session(args) as session:
+        if args.what == "regions":
+            _print_table(
+                ("id", "name", "stores", "created"),
+                [
+                    (r.id, r.name, len(r.stores), _when(r.created_at))
+                    for r in admin.list_regions(session)
+                ],
+            )
+        elif args.what == "stores":
+            _print_table(
+                ("id", "code", "name", "region", "created"),
+                [
+                    (s.id, s.code, s.name, s.region.name, _when(s.created_at))
+                    for s in admin.list_stores(session, args.region)
+                ],
+            )
+        elif args.what == "devices":
+            # Never the key hash: the prefix is enough to tell keys apart.
+            _print_table(
+                ("id", "store", "kind", "name", "key", "created", "revoked"),
+                [
+                    (
+                        d.id,
+                        d.store.code,
+                        d.kind,
+                        d.name,
+                        f"ssk_{d.key_prefix}_...",
+                        _when(d.created_at),
+                        _when(d.revoked_at) or "-",
+                    )
+                    for d in admin.list_devices(session, args.store)
+                ],
+            )
+        else:
+            _print_table(
+                ("id", "email", "name", "role", "store", "created"),
+                [
+                    (u.id, u.email, u.name, u.role, code or "-", _when(u.created_at))
+                    for u, code in admin.list_users(session)
+                ],
+            )
     return 0
 
 

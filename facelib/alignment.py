@@ -137,3 +137,19 @@ def warp_chip(image: RGBImage, transform: NDArray[np.float64], size: int) -> RGB
 def align(image: RGBImage, landmarks: FloatArray, size: int, padding: float) -> RGBImage:
     """The chip a detector's landmarks give, for a network trained on dlib chips."""
     return warp_chip(image, detector_transform(landmarks, size, padding), size)
+
+
+def rechip(chip: RGBImage, source: tuple[int, float], target: tuple[int, float]) -> RGBImage:
+    """Cut a chip of another size/padding out of an aligned chip (same template frame).
+
+    The cloud receives only the 150x150 embedding chip (padding 0.25) and derives the age and
+    gender chips (padding 0.2) from it, so no larger crop of the face ever leaves the store.
+    """
+    size, padding = source
+    if chip.shape[:2] != (size, size):
+        raise ValueError(f"expected a {size}x{size} chip, got {chip.shape[1]}x{chip.shape[0]}")
+    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    transform = similarity_transform(
+        chip_points(corners, size, padding), chip_points(corners, *target)
+    )
+    return warp_chip(chip, transform, target[0])

@@ -11,6 +11,16 @@ import structlog
 _NOISY = ("absl", "mediapipe", "urllib3", "httpx", "httpcore", "PIL", "matplotlib")
 
 
+class _CurrentStderr:
+    """Whatever sys.stderr is at write time (tests and embedding apps swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
     """Key-value logs on stderr; JSON when STORESIGHT_LOG_JSON=1 or stderr is not a terminal."""
     level_name = (level or os.environ.get("STORESIGHT_LOG_LEVEL", "INFO")).upper()
@@ -29,7 +39,7 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(

@@ -1,0 +1,1 @@
+"""The HTTP layer: FastAPI app, authentication, routes and the one place errors become JSON."""

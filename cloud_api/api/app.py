@@ -1,0 +1,111 @@
+"""The FastAPI application: built by create_app(settings), services started in its lifespan."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from cloud_api.api import errors
+from cloud_api.api.routes import health, router
+from cloud_api.db.session import make_engine, session_factory
+from cloud_api.services.context import Services
+from cloud_api.services.recognizer import Recognizer
+from cloud_api.services.retention import purge_expired
+from cloud_api.settings import CloudSettings
+
+log = structlog.get_logger(__name__)
+
+RETENTION_INTERVAL_S = 3600.0
+
+
+class _Periodic:
+    """A daemon thread running `work` every `interval` seconds until stopped; errors are
+    logged and the loop goes on (a database hiccup must not end index syncing)."""
+
+    def __init__(self, name: str, interval: float, work: Callable[[], object]) -> None:
+        self._stop = threading.Event()
+        self._interval = interval
+        self._work = work
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._work()
+            except Exception:  # noqa: BLE001 - logged, retried next period
+                log.exception("background_task_failed", task=self._thread.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def create_app(settings: CloudSettings | None = None) -> FastAPI:
+    settings = settings if settings is not None else CloudSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = start_services(settings)
+        app.state.services = services
+        tasks = [
+            _Periodic("index-sync", settings.sync_interval_s, services.recognizer.sync),
+            _Periodic(
+                "index-rebuild", settings.rebuild_interval_s, services.recognizer.engine.rebuild
+            ),
+            _Periodic("retention", RETENTION_INTERVAL_S, lambda: purge_expired(services)),
+        ]
+        for task in tasks:
+            task.start()
+        log.info("cloud_api_started", database=_safe_url(settings.database_url))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.stop()
+            services.recognizer.close()
+            log.info("cloud_api_stopped")
+
+    app = FastAPI(
+        title="StoreSight cloud API",
+        version="1",
+        description="Checkouts in; returning customers recognised; VIP cards and history out.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(router)
+    app.include_router(health)
+    return app
+
+
+def start_services(settings: CloudSettings) -> Services:
+    from cloud_api.db.migrate import upgrade
+
+    if settings.auto_migrate:
+        upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    recognizer = Recognizer(
+        sessions, threshold=settings.identify_threshold, index_dir=settings.index_dir
+    )
+    recognizer.load()
+    demographics = None
+    if settings.estimate_demographics:
+        from cloud_api.services.demographics import DemographicsEstimator
+
+        demographics = DemographicsEstimator()
+    return Services(
+        settings=settings, sessions=sessions, recognizer=recognizer, demographics=demographics
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,114 @@
+"""Version 1 of the HTTP API. Handlers are thin: parse, authorise, call a service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from cloud_api.api.auth import CallerDep, ServicesDep
+from cloud_api.services import alerts, checkout, customers, sightings
+from contract import (
+    CheckoutRequest,
+    CheckoutResponse,
+    CustomerHistory,
+    CustomerOut,
+    ErrorBody,
+    MembershipRequest,
+    SightingRequest,
+    SightingResponse,
+)
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
+router = APIRouter(prefix="/v1", responses=ERRORS)
+HEARTBEAT_S = 15.0
+
+
+@router.post("/checkouts", response_model=CheckoutResponse, tags=["till"])
+def post_checkout(body: CheckoutRequest, who: CallerDep, svc: ServicesDep) -> CheckoutResponse:
+    """Bind the customer at the counter to the scanned receipt; answer with the VIP card."""
+    return checkout.checkout(svc, who, body)
+
+
+@router.post("/sightings", response_model=SightingResponse, tags=["entrance"])
+def post_sighting(body: SightingRequest, who: CallerDep, svc: ServicesDep) -> SightingResponse:
+    """A face at the entrance: count the visitor, recognise, raise a VIP-arrival alert."""
+    return sightings.sighting(svc, who, body)
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
+def get_customer(customer_id: int, who: CallerDep, svc: ServicesDep) -> CustomerOut:
+    return customers.get_customer(svc, who, customer_id)
+
+
+@router.get("/customers/{customer_id}/history", response_model=CustomerHistory, tags=["customers"])
+def get_history(customer_id: int, who: CallerDep, svc: ServicesDep) -> CustomerHistory:
+    """The customer's receipts in this store, newest first."""
+    return customers.history(svc, who, customer_id)
+
+
+@router.put("/customers/{customer_id}/membership", response_model=CustomerOut, tags=["customers"])
+def put_membership(
+    customer_id: int, body: MembershipRequest, who: CallerDep, svc: ServicesDep
+) -> CustomerOut:
+    """Bind a VIP number and name; refused without the customer's consent."""
+    return customers.bind_membership(svc, who, customer_id, body)
+
+
+@router.delete("/customers/{customer_id}", status_code=204, tags=["customers"])
+def delete_customer(customer_id: int, who: CallerDep, svc: ServicesDep) -> Response:
+    """Delete the customer's faces, visits and personal fields; receipts stay, unlinked."""
+    customers.delete_customer(svc, who, customer_id)
+    return Response(status_code=204)
+
+
+@router.get("/stores/{store_id}/alerts", tags=["staff"])
+async def stream_alerts(
+    store_id: int,
+    request: Request,
+    who: CallerDep,
+    svc: ServicesDep,
+    last_event_id: str | None = Header(None),
+) -> StreamingResponse:
+    """Server-sent events: `vip_arrival` with a VipArrival body; resumes after Last-Event-ID."""
+    if store_id != who.store_id:
+        raise HTTPException(403, "a device may only follow its own store's alerts")
+    if last_event_id is not None and last_event_id.isdigit():
+        after = int(last_event_id)
+    else:
+        after = await run_in_threadpool(alerts.latest_alert_id, svc, store_id)
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal after
+        yield ": connected\n\n"
+        idle = 0.0
+        interval = svc.settings.alert_poll_interval_s
+        while not await request.is_disconnected():
+            batch = await run_in_threadpool(alerts.alerts_after, svc, store_id, after)
+            for event in batch:
+                after = event.event_id
+                data = json.dumps(event.model_dump(mode="json"))
+                yield f"id: {event.event_id}\nevent: vip_arrival\ndata: {data}\n\n"
+            idle = 0.0 if batch else idle + interval
+            if idle >= HEARTBEAT_S:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+health = APIRouter()
+
+
+@health.get("/healthz", tags=["ops"])
+def healthz(svc: ServicesDep) -> dict[str, object]:
+    return {"status": "ok", "index": svc.recognizer.engine.stats()}

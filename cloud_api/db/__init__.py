@@ -1,0 +1,1 @@
+"""The cloud's database: SQLAlchemy 2 models, sessions and Alembic migrations."""

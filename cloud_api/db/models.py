@@ -1,0 +1,289 @@
+"""Tables. The database is the source of truth; recognition indexes are rebuilt from it.
+
+Personal data lives in `customers` (membership fields) and `face_samples` (descriptors).
+Deleting a customer deletes the row, its samples and visits; receipts stay with their
+`customer_id` set to NULL, and a `customer_deletions` tombstone (an id and a time, nothing
+personal) tells other API processes to drop the customer from their in-memory indexes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids. Every table
+# sets sqlite_autoincrement so SQLite never reuses the id of a deleted row: a deleted
+# customer's id must never name a new customer (tombstones and indexes refer to ids).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Region(Base):
+    __tablename__ = "regions"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stores: Mapped[list[Store]] = relationship(back_populates="region")
+
+
+class Store(Base):
+    __tablename__ = "stores"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    region_id: Mapped[int] = mapped_column(
+        ForeignKey("regions.id", ondelete="RESTRICT"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    region: Mapped[Region] = relationship(back_populates="stores")
+
+
+class Device(Base):
+    """A till or entrance PC. Its API key is shown once; only a hash is kept."""
+
+    __tablename__ = "devices"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "till" | "entrance"
+    name: Mapped[str] = mapped_column(String(100))
+    key_prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    store: Mapped[Store] = relationship()
+
+
+class User(Base):
+    """Head-office and store staff who use reports and administration."""
+
+    __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))  # "admin" | "head_office" | "store_manager"
+    store_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stores.id", ondelete="SET NULL"), nullable=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True)
+    first_store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    # membership: only with consent; cleared (with the row) on deletion
+    vip_number: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    level: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # estimated demographics (running estimate over visits)
+    gender: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    age_years: Mapped[float | None] = mapped_column(Float, nullable=True)
+    visit_count: Mapped[int] = mapped_column(Integer, default=0)
+    lifetime_spend: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    samples: Mapped[list[FaceSample]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_member(self) -> bool:
+        return self.vip_number is not None and self.consent_at is not None
+
+
+class FaceSample(Base):
+    """One descriptor of a customer, with the partition keys it was indexed under."""
+
+    __tablename__ = "face_samples"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    region_id: Mapped[int] = mapped_column(BigId)
+    store_id: Mapped[int] = mapped_column(BigId)
+    gender: Mapped[str] = mapped_column(String(8))  # "female" | "male" | "unknown"
+    age_band: Mapped[int] = mapped_column(Integer)
+    descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # 128 little-endian float32
+    quality: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    customer: Mapped[Customer] = relationship(back_populates="samples")
+
+
+class CustomerDeletion(Base):
+    """Tombstone read by every API process to drop a deleted customer from its indexes."""
+
+    __tablename__ = "customer_deletions"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(100), index=True)
+    brand: Mapped[str] = mapped_column(String(100))
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Receipt(Base):
+    __tablename__ = "receipts"
+    __table_args__ = (
+        UniqueConstraint("device_id", "idempotency_key"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    number: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the answer given the first time, returned again for a retried idempotency key
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    items: Mapped[list[LineItem]] = relationship(
+        back_populates="receipt", cascade="all, delete-orphan", order_by="LineItem.id"
+    )
+
+
+class LineItem(Base):
+    __tablename__ = "line_items"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(
+        ForeignKey("receipts.id", ondelete="CASCADE"), index=True
+    )
+    sku: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(100))
+    brand: Mapped[str] = mapped_column(String(100))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(10, 3))
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    receipt: Mapped[Receipt] = relationship(back_populates="items")
+
+
+class Visit(Base):
+    """A customer seen in a store: at a checkout, as a companion, or at the entrance."""
+
+    __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_store_at", "store_id", "at"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # "checkout" | "companion" | "entrance"
+    receipt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("receipts.id", ondelete="SET NULL"), nullable=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Sighting(Base):
+    """Every face the entrance camera reports, identified or not: the visitor count."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (
+        Index("ix_sightings_store_at", "store_id", "at"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), nullable=True
+    )
+    is_vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertEvent(Base):
+    """Staff alerts (VIP arrivals), polled by every API process's SSE streams."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        Index("ix_alert_events_store_id_id", "store_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    # the customer an alert is about, so deleting the customer deletes their alerts too
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,624 @@
+"""The recognition engine: which customer, if any, a face descriptor belongs to.
+
+Pure numpy and Annoy, no database and no HTTP: the API layer loads every sample at start-up
+(`add_many`), adds new ones as customers enrol (`add`), deletes customers on request
+(`remove_customer`) and rebuilds the indexes in a background thread (`rebuild`) when
+`rebuild_due()` says so.
+
+Layout
+------
+Each *partition* (one per store, one per region, one for everything) is either
+
+* **exact**: at most `EngineSettings.exact_max_size` samples, kept in a numpy matrix and
+  searched by one matrix-vector product. At that size this is as fast as Annoy (see
+  `bench/recognition.py`, "exact vs Annoy by partition size") and never misses; or
+* **Annoy**: an immutable, memory-mapped Annoy index over the samples it had at the last
+  rebuild, plus a small exact *buffer* of the samples added since, so that a new sample is
+  searchable the moment `add` returns. `rebuild` folds the buffers into fresh indexes.
+
+Which of the two is decided per partition, at every rebuild, by its size. Store partitions also
+keep every descriptor in memory (the master copy the region and global indexes are rebuilt
+from); region and global partitions hold only their buffers, beside their Annoy files.
+
+Search
+------
+`identify` widens from the query's store to its region to everything, as described in
+`cloud_api.recognition.partitions`, and returns the nearest sample closer than the threshold at
+the first level that has one (open-set: None when no level has one). The narrowest level,
+store+gender+age, is the store's own candidates filtered by the recorded estimates, so the store
+is searched once for both. A level holding exactly the samples of the previous one (a region with
+a single store, say) is skipped.
+
+Removal
+-------
+A removed customer's id goes into a tombstone set checked on every result, so they are never
+returned once `remove_customer` has returned; their rows are purged at the next rebuild. The id
+stays retired: adding samples for it again raises ValueError.
+
+Threads
+-------
+`identify`, `add`, `add_many`, `remove_customer` and `stats` may be called from any thread, also
+while `rebuild` runs in another. A lock guards only short steps: appending rows, taking a
+snapshot at the start of a rebuild, and swapping the new partitions in at its end (with the rows
+added meanwhile copied over). Searches read immutable views outside the lock; Annoy indexes
+replaced by a rebuild are unmapped when the last search using them lets go.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from cloud_api.recognition.annoy_partition import (
+    AnnoyPartition,
+    build_partition,
+    remove_stale_temp_files,
+)
+from cloud_api.recognition.exact_buffer import ExactBuffer, Hits, Rows, exact_hits, make_rows
+from cloud_api.recognition.partitions import (
+    Level,
+    Match,
+    NarrowFilter,
+    SampleMeta,
+    check_age_band,
+    check_id,
+    gender_code,
+)
+from cloud_api.recognition.settings import EngineSettings
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int, int], None]
+_MAX_REQUERY_GROWTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    """What one `rebuild` did."""
+
+    seconds: float
+    partitions_built: int  # partitions replaced (indexes built or exact rows compacted)
+    partitions_kept: int  # partitions with nothing to fold in or purge
+    annoy_indexes_built: int
+    samples_indexed: int  # items put into the new Annoy indexes, over all levels
+    samples_purged: int  # rows of removed customers dropped (counted once, at the store level)
+    samples_buffered_after: int  # rows added while the rebuild ran, now in the new buffers
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Partition:
+    """One store's, one region's or everyone's samples.
+
+    `annoy` covers the samples indexed at the last rebuild. `rows` are searched exactly from
+    `exact_from` on: for a store, `rows` are all its samples (the first `exact_from` of them
+    being `annoy`'s items, in order); for a region or everyone, `rows` are only the samples
+    added since (`exact_from` is 0). Without `annoy`, `rows` are the whole partition.
+    """
+
+    name: str
+    rows: ExactBuffer
+    annoy: AnnoyPartition | None
+    exact_from: int
+
+    def size(self, rows: Rows) -> int:
+        indexed = self.annoy.n_items if self.annoy is not None else 0
+        return rows.count + indexed - self.exact_from
+
+    def pending(self, rows: Rows, exact_max_size: int) -> int:
+        """Samples a rebuild would fold into an index."""
+        if self.annoy is not None:
+            return rows.count - self.exact_from
+        return max(0, rows.count - exact_max_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """For one partition: the live rows at the snapshot and whether to replace it."""
+
+    key: tuple[str, int]
+    part: _Partition | None
+    snapshot_count: int  # part.rows.count at the snapshot
+    blocks: list[Rows]  # live rows (store level: one block; others: one per member store)
+    live: int
+    purged: int
+    want_annoy: bool
+    changed: bool
+
+
+@functools.lru_cache(maxsize=64)
+def _narrow_filter(gender: int, band: int) -> NarrowFilter:
+    return NarrowFilter(gender, band)
+
+
+class RecognitionEngine:
+    """Open-set identification over partitioned Annoy indexes; see the module docstring."""
+
+    def __init__(self, settings: EngineSettings | None = None, index_dir: Path | None = None):
+        self.settings = settings if settings is not None else EngineSettings()
+        self.index_dir = index_dir
+        if index_dir is not None:
+            index_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(index_dir)
+        self._lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()
+        self._stores: dict[int, _Partition] = {}
+        self._regions: dict[int, _Partition] = {}
+        self._global: _Partition | None = None
+        self._store_region: dict[int, int] = {}
+        self._removed: set[int] = set()
+        self._rebuilds = 0
+        self._last_rebuild_seconds = 0.0
+        self._closed = False
+        log.info(
+            "recognition.engine_started",
+            index_dir=str(index_dir) if index_dir is not None else None,
+            **self.settings.model_dump(),
+        )
+
+    # ----------------------------------------------------------------------------- adding
+
+    def add(self, sample_id: int, vector: NDArray[np.float32], meta: SampleMeta) -> None:
+        """Add one sample; `identify` finds it as soon as this returns."""
+        query = self._check_vector(vector)
+        self.add_many(np.array([check_id("sample_id", sample_id)]), query[None, :], [meta])
+
+    def add_many(
+        self,
+        sample_ids: Sequence[int] | NDArray[np.integer[Any]],
+        vectors: NDArray[np.float32],
+        metas: Sequence[SampleMeta],
+    ) -> None:
+        """Add many samples at once (the start-up load from the database); all or none.
+
+        Sample ids are the database's keys and are not checked for uniqueness.
+        """
+        if not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
+            shape = getattr(vectors, "shape", type(vectors).__name__)
+            raise ValueError(f"vectors must be a 2-D array (n, {self.settings.dim}), got {shape}")
+        count = len(vectors)
+        self._check_matrix(vectors, "vectors")
+        ids = np.asarray(sample_ids)
+        if ids.shape != (count,) or (count and not np.issubdtype(ids.dtype, np.integer)):
+            raise ValueError(
+                f"sample_ids must be {count} integers (one per vector), got "
+                f"shape {ids.shape} dtype {ids.dtype}"
+            )
+        if count and (ids.min() < 0 or int(ids.max()) > np.iinfo(np.int64).max):
+            raise ValueError("sample_ids must be between 0 and 2**63 - 1")
+        if len(metas) != count:
+            raise ValueError(f"metas must be {count} SampleMeta (one per vector), got {len(metas)}")
+        if not all(isinstance(m, SampleMeta) for m in metas):
+            raise ValueError("metas must be SampleMeta instances")
+        if count == 0:
+            return
+        customers = np.fromiter((m.customer_id for m in metas), np.int64, count)
+        regions = np.fromiter((m.region_id for m in metas), np.int64, count)
+        stores = np.fromiter((m.store_id for m in metas), np.int64, count)
+        genders = np.fromiter((gender_code(m.gender) for m in metas), np.int8, count)
+        bands = np.fromiter((m.age_band for m in metas), np.int8, count)
+        rows = make_rows(vectors, ids.astype(np.int64), customers, genders, bands)
+
+        order = np.argsort(stores, kind="stable")
+        bounds = np.flatnonzero(np.diff(stores[order])) + 1
+        by_store = np.split(order, bounds)
+        store_region: dict[int, int] = {}
+        for members in by_store:
+            store = int(stores[members[0]])
+            region_ids = np.unique(regions[members])
+            if len(region_ids) > 1:
+                raise ValueError(f"store {store} given in several regions: {region_ids.tolist()}")
+            store_region[store] = int(region_ids[0])
+
+        with self._lock:
+            self._check_open()
+            for store, region in store_region.items():
+                known = self._store_region.get(store, region)
+                if known != region:
+                    raise ValueError(f"store {store} is in region {known}, not {region}")
+            if self._removed:
+                gone = [c for c in np.unique(customers).tolist() if c in self._removed]
+                if gone:
+                    raise ValueError(f"customers were removed and cannot come back: {gone[:10]}")
+            for members in by_store:
+                store = int(stores[members[0]])
+                region = store_region[store]
+                self._store_region[store] = region
+                block = rows.take(members)
+                self._partition(self._stores, store, "store").rows.append(block)
+                if self.settings.region_level:
+                    self._partition(self._regions, region, "region").rows.append(block)
+            if self._global is None:
+                self._global = self._new_partition("global")
+            self._global.rows.append(rows)
+
+    def _partition(self, level: dict[int, _Partition], key: int, prefix: str) -> _Partition:
+        part = level.get(key)
+        if part is None:
+            part = level[key] = self._new_partition(f"{prefix}-{key}")
+        return part
+
+    def _new_partition(self, name: str) -> _Partition:
+        return _Partition(name, ExactBuffer(self.settings.dim), None, 0)
+
+    # ----------------------------------------------------------------------------- removing
+
+    def remove_customer(self, customer_id: int) -> None:
+        """Never return this customer again, starting now; their samples go at the next
+        rebuild. Removing an unknown or already removed customer is not an error."""
+        customer = check_id("customer_id", customer_id)
+        with self._lock:
+            self._check_open()
+            self._removed.add(customer)
+        log.info("recognition.customer_removed", customer_id=customer)
+
+    # ----------------------------------------------------------------------------- searching
+
+    def identify(
+        self,
+        vector: NDArray[np.float32],
+        *,
+        region_id: int,
+        store_id: int,
+        gender: str,
+        age_band: int,
+        threshold: float,
+    ) -> Match | None:
+        """The nearest sample closer than `threshold` at the narrowest level that has one.
+
+        `gender` and `age_band` are the query's estimates ("unknown" / -1 when there are
+        none); they only choose what is searched first.
+        """
+        query = self._check_vector(vector)
+        narrow = _narrow_filter(gender_code(gender), check_age_band(age_band))
+        check_id("region_id", region_id)
+        check_id("store_id", store_id)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ValueError(f"threshold must be a number, got {type(threshold).__name__}")
+        if not math.isfinite(threshold) or threshold <= 0:
+            raise ValueError(f"threshold must be a finite distance > 0, got {threshold}")
+        threshold = float(threshold)
+
+        plan: list[tuple[Level, _Partition, Rows]] = []
+        with self._lock:
+            self._check_open()
+            store = self._stores.get(store_id)
+            region = self._regions.get(region_id)
+            if store is not None:
+                plan.append(("store", store, store.rows.rows))
+            if region is not None:
+                plan.append(("region", region, region.rows.rows))
+            if self._global is not None:
+                plan.append(("global", self._global, self._global.rows.rows))
+
+        query_sq = float(query @ query)
+        query_list: list[float] = []
+        searched = 0
+        for level, part, rows in plan:
+            size = part.size(rows)
+            if size == searched:  # nested partitions: same size, same samples
+                continue
+            searched = size
+            if not query_list and part.annoy is not None:
+                query_list = query.tolist()
+            want_narrow = narrow if level == "store" else None
+            hits = self._hits(part, rows, query, query_list, query_sq, threshold, want_narrow)
+            found = self._first_alive(hits, want_narrow)
+            if want_narrow is not None and found is not None:
+                narrow_found = self._first_alive(hits, want_narrow, only_narrow=True)
+                if narrow_found is not None:
+                    return self._match(hits, narrow_found, "store+gender+age")
+            if found is not None:
+                return self._match(hits, found, level)
+        return None
+
+    def _hits(
+        self,
+        part: _Partition,
+        rows: Rows,
+        query: NDArray[np.float32],
+        query_list: list[float],
+        query_sq: float,
+        threshold: float,
+        narrow: NarrowFilter | None,
+    ) -> Hits:
+        """Every candidate closer than the threshold in one partition, nearest first."""
+        found = exact_hits(rows, part.exact_from, query, query_sq, threshold)
+        if part.annoy is None:
+            return found
+        n = self.settings.candidates
+        search_k = self.settings.search_k
+        while True:
+            approx = part.annoy.hits(query_list, threshold, n, search_k)
+            full = len(approx.distances) == n and n < part.annoy.n_items
+            if not full or self._first_alive(approx, narrow, only_narrow=narrow is not None):
+                break
+            # Every one of the n is closer than the threshold, none usable: look further.
+            n *= _MAX_REQUERY_GROWTH
+            search_k = max(search_k, n * self.settings.n_trees)
+        return _merge(found, approx)
+
+    def _first_alive(
+        self, hits: Hits, narrow: NarrowFilter | None, *, only_narrow: bool = False
+    ) -> int | None:
+        if len(hits.distances) == 0:
+            return None
+        usable = np.ones(len(hits.distances), dtype=bool)
+        if only_narrow and narrow is not None:
+            usable &= narrow.allows(hits.genders, hits.bands)
+        removed = self._removed
+        if removed:
+            usable &= np.fromiter(
+                (c not in removed for c in hits.customer_ids.tolist()), bool, len(usable)
+            )
+        first = int(np.argmax(usable))
+        return first if usable[first] else None
+
+    @staticmethod
+    def _match(hits: Hits, i: int, level: Level) -> Match:
+        return Match(
+            customer_id=int(hits.customer_ids[i]),
+            distance=float(hits.distances[i]),
+            sample_id=int(hits.sample_ids[i]),
+            level=level,
+        )
+
+    # ----------------------------------------------------------------------------- rebuilding
+
+    def rebuild_due(self) -> bool:
+        """Whether some partition's buffer has outgrown `rebuild_buffer_limit`."""
+        limit = self.settings.rebuild_buffer_limit
+        cutoff = self.settings.exact_max_size
+        with self._lock:
+            parts = self._all()
+        return any(p.pending(p.rows.rows, cutoff) > limit for p in parts)
+
+    def rebuild(self, progress: Progress | None = None) -> RebuildReport:
+        """Fold every buffer into a fresh index and purge removed customers' samples.
+
+        Partitions with nothing new and nothing to purge are kept as they are. Each changed
+        partition becomes exact or Annoy by its new size. Building happens outside the lock;
+        `progress(done, total)` is called with partitions built so far. Only one rebuild
+        runs at a time (a second call waits).
+        """
+        with self._rebuild_lock:
+            started = time.perf_counter()
+            plans, removed_at_start = self._plan()
+            todo = [p for p in plans if p.changed]
+            log.info(
+                "recognition.rebuild_started",
+                partitions=len(plans),
+                to_build=len(todo),
+                removed_customers=removed_at_start,
+            )
+            if progress is not None:
+                progress(0, len(todo))
+            built: dict[tuple[str, int], _Partition] = {}
+            indexed = annoy_built = 0
+            for done, plan in enumerate(todo, start=1):
+                built[plan.key] = self._build(plan)
+                if plan.want_annoy:
+                    indexed += plan.live
+                    annoy_built += 1
+                log.debug("recognition.partition_built", partition=plan.key, samples=plan.live)
+                if progress is not None:
+                    progress(done, len(todo))
+            tail = self._swap(plans, built)
+            seconds = time.perf_counter() - started
+            report = RebuildReport(
+                seconds=seconds,
+                partitions_built=len(todo),
+                partitions_kept=len(plans) - len(todo),
+                annoy_indexes_built=annoy_built,
+                samples_indexed=indexed,
+                samples_purged=sum(p.purged for p in plans if p.key[0] == "store" and p.changed),
+                samples_buffered_after=tail,
+            )
+            self._rebuilds += 1
+            self._last_rebuild_seconds = seconds
+            log.info("recognition.rebuild_finished", **_as_dict(report))
+            return report
+
+    def _plan(self) -> tuple[list[_Plan], int]:
+        with self._lock:
+            self._check_open()
+            stores = {k: (p, p.rows.rows) for k, p in self._stores.items()}
+            regions = {k: (p, p.rows.rows) for k, p in self._regions.items()}
+            everyone = (self._global, self._global.rows.rows) if self._global else None
+            store_region = dict(self._store_region)
+            removed = np.fromiter(self._removed, np.int64, len(self._removed))
+        cutoff = self.settings.exact_max_size
+        plans: list[_Plan] = []
+        live: dict[int, Rows] = {}
+        for key, (part, rows) in sorted(stores.items()):
+            dead = np.isin(rows.customer_ids, removed) if len(removed) else None
+            purged = int(dead.sum()) if dead is not None else 0
+            live[key] = rows.take(np.flatnonzero(~dead)) if dead is not None and purged else rows
+            plans.append(self._plan_one(("store", key), part, rows, [live[key]], purged, cutoff))
+
+        def group(members: Iterable[int]) -> tuple[list[Rows], int]:
+            keys = [s for s in members if s in live]
+            purged = sum(stores[s][1].count - live[s].count for s in keys)
+            return [live[s] for s in keys], purged
+
+        for key, (part, rows) in sorted(regions.items()):
+            blocks, purged = group(s for s, r in store_region.items() if r == key)
+            plans.append(self._plan_one(("region", key), part, rows, blocks, purged, cutoff))
+        if everyone is not None:
+            blocks, purged = group(sorted(live))
+            part, rows = everyone
+            plans.append(self._plan_one(("global", 0), part, rows, blocks, purged, cutoff))
+        return plans, len(removed)
+
+    @staticmethod
+    def _plan_one(
+        key: tuple[str, int],
+        part: _Partition,
+        rows: Rows,
+        blocks: list[Rows],
+        purged: int,
+        cutoff: int,
+    ) -> _Plan:
+        live = sum(b.count for b in blocks)
+        want_annoy = live > cutoff
+        has_annoy = part.annoy is not None
+        changed = (
+            purged > 0 or want_annoy != has_annoy or (want_annoy and rows.count > part.exact_from)
+        )
+        return _Plan(key, part, rows.count, blocks, live, purged, want_annoy, changed)
+
+    def _build(self, plan: _Plan) -> _Partition:
+        """The replacement for one partition, from its live rows at the snapshot."""
+        level, key = plan.key
+        assert plan.part is not None
+        name = plan.part.name
+        dim = self.settings.dim
+        annoy = (
+            build_partition(name, plan.blocks, self.settings, self.index_dir)
+            if plan.want_annoy
+            else None
+        )
+        if level == "store":  # the master copy: every row, indexed or not
+            (block,) = plan.blocks
+            spare = max(64, block.count // 8)
+            indexed = block.count if annoy is not None else 0
+            return _Partition(name, ExactBuffer(dim, block, spare), annoy, indexed)
+        if annoy is not None:
+            return _Partition(name, ExactBuffer(dim), annoy, 0)
+        return _Partition(name, ExactBuffer(dim, Rows.concat(plan.blocks, dim)), None, 0)
+
+    def _swap(self, plans: list[_Plan], built: dict[tuple[str, int], _Partition]) -> int:
+        """Put the built partitions in place, each with the rows added since the snapshot."""
+        retired: list[Path] = []
+        tail_rows = 0
+        with self._lock:
+            if self._closed:
+                return 0
+            for plan in plans:
+                new = built.get(plan.key)
+                if new is None:
+                    continue
+                level, key = plan.key
+                current = self._current(level, key)
+                if current is None or current is not plan.part:
+                    raise AssertionError(f"{plan.key} was replaced during the rebuild")
+                tail = current.rows.rows.take(slice(plan.snapshot_count, None))
+                new.rows.append(tail)
+                tail_rows += tail.count if level == "global" else 0
+                if level == "store":
+                    self._stores[key] = new
+                elif level == "region":
+                    self._regions[key] = new
+                else:
+                    self._global = new
+                old_path = current.annoy.path if current.annoy is not None else None
+                if old_path is not None and new.annoy is None:
+                    retired.append(old_path)
+        for path in retired:  # a search still using the old index keeps its mapping
+            path.unlink(missing_ok=True)
+        return tail_rows
+
+    def _current(self, level: str, key: int) -> _Partition | None:
+        if level == "store":
+            return self._stores.get(key)
+        if level == "region":
+            return self._regions.get(key)
+        return self._global
+
+    # ----------------------------------------------------------------------------- the rest
+
+    def stats(self) -> dict[str, int | float]:
+        """Sizes and counters, for logs and the health endpoint."""
+        with self._lock:
+            parts = [(p, p.rows.rows) for p in self._all()]
+            stores = [(p, p.rows.rows) for p in self._stores.values()]
+            removed = len(self._removed)
+        cutoff = self.settings.exact_max_size
+        pending = [p.pending(rows, cutoff) for p, rows in parts]
+        return {
+            "samples": sum(rows.count for _, rows in stores),
+            "removed_customers": removed,
+            "stores": len(self._stores),
+            "regions": len(self._regions),
+            "annoy_partitions": sum(p.annoy is not None for p, _ in parts),
+            "exact_partitions": sum(p.annoy is None for p, _ in parts),
+            "annoy_items": sum(p.annoy.n_items for p, _ in parts if p.annoy is not None),
+            "buffered_max": max(pending, default=0),
+            "index_bytes": sum(p.annoy.disk_bytes for p, _ in parts if p.annoy is not None),
+            "memory_bytes": sum(
+                p.rows.capacity_bytes + (p.annoy.nbytes if p.annoy is not None else 0)
+                for p, _ in parts
+            ),
+            "rebuilds": self._rebuilds,
+            "last_rebuild_seconds": self._last_rebuild_seconds,
+        }
+
+    def close(self) -> None:
+        """Drop every index and row; further calls raise RuntimeError. Index files stay."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stores.clear()
+            self._regions.clear()
+            self._global = None
+        log.info("recognition.engine_closed")
+
+    def __enter__(self) -> RecognitionEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _all(self) -> list[_Partition]:
+        parts = [*self._stores.values(), *self._regions.values()]
+        return parts + ([self._global] if self._global is not None else [])
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the recognition engine is closed")
+
+    def _check_vector(self, vector: object) -> NDArray[np.float32]:
+        if not isinstance(vector, np.ndarray):
+            raise ValueError(f"vector must be a numpy array, got {type(vector).__name__}")
+        if vector.shape != (self.settings.dim,):
+            raise ValueError(f"vector must have shape ({self.settings.dim},), got {vector.shape}")
+        self._check_matrix(vector, "vector")
+        return np.ascontiguousarray(vector)
+
+    def _check_matrix(self, values: NDArray[np.generic], name: str) -> None:
+        if values.dtype != np.float32:
+            raise ValueError(f"{name} dtype must be float32 (dlib descriptors), got {values.dtype}")
+        if values.ndim == 2 and values.shape[1] != self.settings.dim:
+            raise ValueError(f"{name} must have shape (n, {self.settings.dim}), got {values.shape}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _merge(a: Hits, b: Hits) -> Hits:
+    if len(a.distances) == 0:
+        return b
+    if len(b.distances) == 0:
+        return a
+    distances = np.concatenate([a.distances, b.distances])
+    order = np.argsort(distances, kind="stable")
+    return Hits(
+        distances[order],
+        np.concatenate([a.sample_ids, b.sample_ids])[order],
+        np.concatenate([a.customer_ids, b.customer_ids])[order],
+        np.concatenate([a.genders, b.genders])[order],
+        np.concatenate([a.bands, b.bands])[order],
+    )
+
+
+def _as_dict(report: RebuildReport) -> dict[str, int | float]:
+    return {name: getattr(report, name) for name in report.__slots__}

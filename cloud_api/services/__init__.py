@@ -1,0 +1,1 @@
+"""Application services: what the HTTP endpoints do, independent of HTTP."""

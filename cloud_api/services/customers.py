@@ -1,0 +1,163 @@
+"""Customer look-up, membership and deletion, always scoped to the calling device's store."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import structlog
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from cloud_api.db.models import (
+    AlertEvent,
+    Customer,
+    CustomerDeletion,
+    FaceSample,
+    Receipt,
+    Sighting,
+    Visit,
+    utcnow,
+)
+from cloud_api.services.context import Caller, Services
+from cloud_api.services.errors import Conflict, Forbidden, NotFound
+from cloud_api.services.vip_card import member_info, unidentified_card
+from contract import (
+    CheckoutResponse,
+    CustomerHistory,
+    CustomerOut,
+    LineItem,
+    MembershipRequest,
+    ReceiptOut,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def visible_customer(session: Session, caller: Caller, customer_id: int) -> Customer:
+    """The customer, if they were ever seen in the caller's store.
+
+    404 when no such customer exists; 403 when the customer belongs to other stores only: a
+    device only ever sees its own store's data.
+    """
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} does not exist")
+    seen_here = customer.first_store_id == caller.store_id or session.scalar(
+        select(exists().where(Visit.customer_id == customer_id, Visit.store_id == caller.store_id))
+    )
+    if not seen_here:
+        raise Forbidden(f"customer {customer_id} has never been seen in this store")
+    return customer
+
+
+def customer_out(customer: Customer) -> CustomerOut:
+    return CustomerOut(
+        customer_id=customer.id,
+        status="member" if customer.is_member else "anonymous",
+        member=member_info(customer),
+        first_seen_at=customer.created_at,
+        last_seen_at=customer.last_seen_at,
+        visit_count=customer.visit_count,
+        lifetime_spend=customer.lifetime_spend or Decimal(0),
+        gender=customer.gender if customer.gender in ("female", "male") else None,
+        age_years=customer.age_years,
+    )
+
+
+def get_customer(services: Services, caller: Caller, customer_id: int) -> CustomerOut:
+    with services.sessions() as session:
+        return customer_out(visible_customer(session, caller, customer_id))
+
+
+def history(services: Services, caller: Caller, customer_id: int) -> CustomerHistory:
+    with services.sessions() as session:
+        visible_customer(session, caller, customer_id)
+        receipts = session.scalars(
+            select(Receipt)
+            .where(Receipt.customer_id == customer_id, Receipt.store_id == caller.store_id)
+            .order_by(Receipt.scanned_at.desc(), Receipt.id.desc())
+        ).all()
+        return CustomerHistory(
+            customer_id=customer_id,
+            receipts=[
+                ReceiptOut(
+                    receipt_id=r.id,
+                    number=r.number,
+                    store_id=r.store_id,
+                    scanned_at=r.scanned_at,
+                    currency=r.currency,
+                    total=r.total,
+                    items=[
+                        LineItem(
+                            sku=i.sku,
+                            name=i.name,
+                            category=i.category,
+                            brand=i.brand,
+                            quantity=i.quantity,
+                            unit_price=i.unit_price,
+                        )
+                        for i in r.items
+                    ],
+                )
+                for r in receipts
+            ],
+        )
+
+
+def bind_membership(
+    services: Services, caller: Caller, customer_id: int, request: MembershipRequest
+) -> CustomerOut:
+    with services.sessions() as session, session.begin():
+        customer = visible_customer(session, caller, customer_id)
+        taken = session.scalar(
+            select(Customer.id).where(
+                Customer.vip_number == request.vip_number, Customer.id != customer_id
+            )
+        )
+        if taken is not None:
+            raise Conflict(f"VIP number {request.vip_number} belongs to another customer")
+        customer.vip_number = request.vip_number
+        customer.name = request.name
+        customer.level = request.level
+        customer.consent_at = utcnow()
+        session.flush()
+        out = customer_out(customer)
+    log.info("membership_bound", customer=customer_id, store=caller.store_id)
+    return out
+
+
+def delete_customer(services: Services, caller: Caller, customer_id: int) -> None:
+    """Really delete: samples, visits and personal fields go; receipts stay, unlinked."""
+    with services.sessions() as session, session.begin():
+        visible_customer(session, caller, customer_id)
+        purge(session, [customer_id])
+    services.recognizer.forget(customer_id)
+    log.info("customer_deleted", customer=customer_id, store=caller.store_id)
+
+
+def purge(session: Session, customer_ids: list[int]) -> None:
+    """Delete customers and everything that identifies them, leaving a tombstone per id.
+
+    Explicit statements rather than relying on ON DELETE, so the outcome is the same on every
+    backend and whether or not foreign keys are enforced.
+    """
+    if not customer_ids:
+        return
+    # The answer stored for idempotent replays names the member: replace it with one that
+    # names nobody, for every receipt the customer was bound to.
+    for receipt in session.scalars(select(Receipt).where(Receipt.customer_id.in_(customer_ids))):
+        receipt.response = CheckoutResponse(
+            receipt_id=receipt.id, card=unidentified_card(None), companions=[]
+        ).model_dump(mode="json")
+    session.flush()
+    session.execute(
+        update(Receipt).where(Receipt.customer_id.in_(customer_ids)).values(customer_id=None)
+    )
+    session.execute(
+        update(Sighting).where(Sighting.customer_id.in_(customer_ids)).values(customer_id=None)
+    )
+    session.execute(delete(Visit).where(Visit.customer_id.in_(customer_ids)))
+    session.execute(delete(AlertEvent).where(AlertEvent.customer_id.in_(customer_ids)))
+    session.execute(delete(FaceSample).where(FaceSample.customer_id.in_(customer_ids)))
+    session.execute(delete(Customer).where(Customer.id.in_(customer_ids)))
+    session.add_all(CustomerDeletion(customer_id=i) for i in customer_ids)

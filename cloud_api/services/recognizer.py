@@ -1,0 +1,215 @@
+"""The database-backed recogniser: the engine's in-memory indexes kept in step with the DB.
+
+The database is the source of truth. At start the engine is loaded from `face_samples`; after
+that every process polls for samples and deletions it has not seen (its own included, so there
+is one path for all of them), which is how a customer enrolled through one API process is
+recognised through another within `sync_interval_s`. Samples are read with a look-back window
+below the high-water mark, because ids from concurrent transactions can commit out of order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_api.db.models import CustomerDeletion, FaceSample
+from cloud_api.recognition import EngineSettings, Match, RecognitionEngine, SampleMeta, age_band
+from contract import Embedding
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTOR_DTYPE = np.dtype("<f4")
+#: How far below the newest id already read a sync looks again for late commits.
+LOOK_BACK_IDS = 2_000
+_LOAD_BATCH = 20_000
+
+
+def to_bytes(vector: Sequence[float] | NDArray[np.float32]) -> bytes:
+    return np.asarray(vector, dtype=DESCRIPTOR_DTYPE).tobytes()
+
+
+def from_bytes(raw: bytes) -> NDArray[np.float32]:
+    return np.frombuffer(raw, dtype=DESCRIPTOR_DTYPE).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Identification:
+    customer_id: int
+    distance: float
+    votes: int
+    level: str
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    region_id: int
+    store_id: int
+    gender: str  # "female" | "male" | "unknown"
+    age_band: int
+
+
+class Recognizer:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        threshold: float,
+        index_dir: Path | None,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self._factory = factory
+        self.threshold = threshold
+        self.engine = RecognitionEngine(settings or EngineSettings(), index_dir)
+        self._sync_lock = threading.Lock()
+        self._high_sample_id = 0
+        self._recent_ids: set[int] = set()
+        self._high_deletion_id = 0
+
+    # ---- keeping in step with the database ----------------------------------------------
+
+    def load(self) -> int:
+        """Read every stored sample into the engine (start-up); returns how many."""
+        with self._sync_lock, self._factory() as session:
+            self._high_deletion_id = (
+                session.scalar(
+                    select(CustomerDeletion.id).order_by(CustomerDeletion.id.desc()).limit(1)
+                )
+                or 0
+            )
+            total = 0
+            last = 0
+            while True:
+                rows = session.scalars(
+                    select(FaceSample)
+                    .where(FaceSample.id > last)
+                    .order_by(FaceSample.id)
+                    .limit(_LOAD_BATCH)
+                ).all()
+                if not rows:
+                    break
+                self._add_rows(rows)
+                last = rows[-1].id
+                total += len(rows)
+            self._high_sample_id = last
+        log.info("recognizer_loaded", samples=total)
+        return total
+
+    def sync(self) -> tuple[int, int]:
+        """Apply samples and deletions committed since the last sync (by any process)."""
+        with self._sync_lock, self._factory() as session:
+            low = max(0, self._high_sample_id - LOOK_BACK_IDS)
+            ids = session.scalars(select(FaceSample.id).where(FaceSample.id > low)).all()
+            unseen = sorted(i for i in ids if i not in self._recent_ids)
+            fresh: list[FaceSample] = []
+            for start in range(0, len(unseen), 500):
+                chunk = unseen[start : start + 500]
+                fresh += session.scalars(
+                    select(FaceSample).where(FaceSample.id.in_(chunk)).order_by(FaceSample.id)
+                ).all()
+            if fresh:
+                self._add_rows(fresh)
+            if ids:
+                self._high_sample_id = max(self._high_sample_id, max(ids))
+            floor = self._high_sample_id - LOOK_BACK_IDS
+            self._recent_ids = {i for i in self._recent_ids if i > floor}
+            deletions = session.scalars(
+                select(CustomerDeletion)
+                .where(CustomerDeletion.id > self._high_deletion_id)
+                .order_by(CustomerDeletion.id)
+            ).all()
+            for deletion in deletions:
+                self.engine.remove_customer(deletion.customer_id)
+                self._high_deletion_id = deletion.id
+        return len(fresh), len(deletions)
+
+    def _add_rows(self, rows: Iterable[FaceSample]) -> None:
+        rows = list(rows)
+        self.engine.add_many(
+            [r.id for r in rows],
+            np.stack([from_bytes(r.descriptor) for r in rows]),
+            [
+                SampleMeta(
+                    customer_id=r.customer_id,
+                    region_id=r.region_id,
+                    store_id=r.store_id,
+                    gender=r.gender,  # type: ignore[arg-type]
+                    age_band=r.age_band,
+                )
+                for r in rows
+            ],
+        )
+        self._recent_ids.update(r.id for r in rows)
+
+    def forget(self, customer_id: int) -> None:
+        """Drop a customer from this process's indexes at once (deletion)."""
+        self.engine.remove_customer(customer_id)
+
+    # ---- deciding ----------------------------------------------------------------------
+
+    def identify(
+        self, embeddings: Sequence[Embedding], context: QueryContext
+    ) -> Identification | None:
+        """Open-set decision over every embedding of one face track.
+
+        Each embedding votes for the customer it matches below the threshold; the customer
+        with most votes wins (ties: the smaller distance). None means "not seen before".
+        """
+        matches: list[Match] = []
+        for embedding in embeddings:
+            match = self.engine.identify(
+                np.asarray(embedding.vector, dtype=np.float32),
+                region_id=context.region_id,
+                store_id=context.store_id,
+                gender=context.gender,
+                age_band=context.age_band,
+                threshold=self.threshold,
+            )
+            if match is not None:
+                matches.append(match)
+        if not matches:
+            return None
+        votes = Counter(m.customer_id for m in matches)
+        best = min(matches, key=lambda m: (-votes[m.customer_id], m.distance))
+        return Identification(best.customer_id, best.distance, votes[best.customer_id], best.level)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def sample_rows(
+    customer_id: int,
+    embeddings: Sequence[Embedding],
+    context: QueryContext,
+) -> list[FaceSample]:
+    return [
+        FaceSample(
+            customer_id=customer_id,
+            region_id=context.region_id,
+            store_id=context.store_id,
+            gender=context.gender,
+            age_band=context.age_band,
+            descriptor=to_bytes(e.vector),
+            quality=e.quality,
+        )
+        for e in embeddings
+    ]
+
+
+def context_for(
+    region_id: int, store_id: int, gender: str | None, age_years: float | None
+) -> QueryContext:
+    return QueryContext(
+        region_id=region_id,
+        store_id=store_id,
+        gender=gender or "unknown",
+        age_band=age_band(age_years) if age_years is not None else -1,
+    )

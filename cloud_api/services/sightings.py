@@ -1,0 +1,114 @@
+"""POST /v1/sightings: the entrance camera counts visitors and raises VIP arrivals.
+
+Entrance faces are identified but never enrolled: a customer is created only at a checkout,
+where a receipt gives the visit a purpose. A member's arrival becomes an alert event for the
+store's staff, at most once per `ALERT_COOLDOWN` per customer and store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cloud_api.db.models import AlertEvent, Customer, Sighting, Visit, utcnow
+from cloud_api.services.context import Caller, Services
+from cloud_api.services.errors import Forbidden
+from cloud_api.services.recognizer import context_for
+from contract import SightingRequest, SightingResponse
+
+log = structlog.get_logger(__name__)
+
+ALERT_COOLDOWN = timedelta(minutes=30)
+
+
+def sighting(services: Services, caller: Caller, request: SightingRequest) -> SightingResponse:
+    if caller.device_kind != "entrance":
+        raise Forbidden("only entrance devices report sightings")
+    usable = [e for e in request.embeddings if e.quality >= services.settings.min_embedding_quality]
+    demographics = services.estimate(request.face_crop)
+    context = context_for(
+        caller.region_id,
+        caller.store_id,
+        demographics.gender if demographics else None,
+        demographics.age_years if demographics else None,
+    )
+    services.recognizer.sync()
+    found = services.recognizer.identify(usable, context) if usable else None
+    now = utcnow()
+    with services.sessions() as session, session.begin():
+        customer = session.get(Customer, found.customer_id) if found is not None else None
+        is_vip = customer is not None and customer.is_member
+        session.add(
+            Sighting(
+                store_id=caller.store_id,
+                device_id=caller.device_id,
+                customer_id=customer.id if customer else None,
+                is_vip=is_vip,
+                at=request.captured_at,
+            )
+        )
+        if customer is not None:
+            customer.last_seen_at = now
+            session.add(
+                Visit(
+                    customer_id=customer.id,
+                    store_id=caller.store_id,
+                    device_id=caller.device_id,
+                    kind="entrance",
+                    at=request.captured_at,
+                )
+            )
+            if is_vip:
+                _alert(session, caller.store_id, customer, now)
+        session.flush()
+        visitors = _visitors_today(session, caller.store_id, now)
+        answer = SightingResponse(
+            customer_id=customer.id if customer else None,
+            status="returning" if customer else "new",
+            is_vip=is_vip,
+            visitors_today=visitors,
+        )
+    log.info("sighting", store=caller.store_id, customer=answer.customer_id, vip=is_vip)
+    return answer
+
+
+def _alert(session: Session, store_id: int, customer: Customer, now: datetime) -> None:
+    recent = session.scalars(
+        select(AlertEvent).where(
+            AlertEvent.store_id == store_id,
+            AlertEvent.kind == "vip_arrival",
+            AlertEvent.created_at >= now - ALERT_COOLDOWN,
+        )
+    ).all()
+    if any(event.customer_id == customer.id for event in recent):
+        return
+    session.add(
+        AlertEvent(
+            store_id=store_id,
+            kind="vip_arrival",
+            customer_id=customer.id,
+            created_at=now,
+            payload={
+                "customer_id": customer.id,
+                "vip_number": customer.vip_number,
+                "name": customer.name,
+                "level": customer.level or "standard",
+                "at": now.isoformat(),
+            },
+        )
+    )
+
+
+def _visitors_today(session: Session, store_id: int, now: datetime) -> int:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Sighting)
+            .where(Sighting.store_id == store_id, Sighting.at >= midnight)
+        )
+        or 0
+    )

@@ -1,0 +1,191 @@
+"""The VIP card the cashier sees: who this is, how much they buy, what they like."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from cloud_api.db.models import Customer, LineItem, Receipt, Store, Visit
+from contract import (
+    Demographics,
+    MemberInfo,
+    Preferences,
+    ProductSuggestion,
+    VipCard,
+    VisitSummary,
+)
+
+#: Lifetime spend at which each purchase level starts.
+PURCHASE_LEVELS: tuple[tuple[Decimal, str], ...] = (
+    (Decimal("2000"), "platinum"),
+    (Decimal("500"), "gold"),
+    (Decimal("100"), "silver"),
+    (Decimal("0.01"), "bronze"),
+)
+LAST_VISITS = 5
+TOP_PREFERENCES = 3
+RECOMMENDATIONS = 3
+
+
+def purchase_level(spend: Decimal) -> Literal["new", "bronze", "silver", "gold", "platinum"]:
+    for floor, level in PURCHASE_LEVELS:
+        if spend >= floor:
+            return level  # type: ignore[return-value]
+    return "new"
+
+
+def member_info(customer: Customer) -> MemberInfo | None:
+    if not customer.is_member:
+        return None
+    assert customer.vip_number and customer.consent_at
+    return MemberInfo(
+        vip_number=customer.vip_number,
+        name=customer.name or "",
+        level=customer.level or "standard",
+        consent_at=customer.consent_at,
+    )
+
+
+def build_card(
+    session: Session,
+    customer: Customer,
+    *,
+    store_id: int,
+    status: Literal["new", "returning"],
+    distance: float | None,
+    demographics: Demographics | None,
+) -> VipCard:
+    return VipCard(
+        customer_id=customer.id,
+        status=status,
+        visit_count=customer.visit_count,
+        member=member_info(customer),
+        purchase_level=purchase_level(customer.lifetime_spend),
+        lifetime_spend=customer.lifetime_spend,
+        preferences=preferences(session, customer.id),
+        last_visits=last_visits(session, customer.id, store_id),
+        recommendations=recommendations(session, customer.id),
+        demographics=demographics,
+        match_distance=round(distance, 4) if distance is not None else None,
+    )
+
+
+def unidentified_card(demographics: Demographics | None) -> VipCard:
+    return VipCard(
+        customer_id=None,
+        status="unidentified",
+        visit_count=0,
+        member=None,
+        purchase_level="new",
+        lifetime_spend=Decimal(0),
+        preferences=Preferences(categories=[], brands=[]),
+        last_visits=[],
+        recommendations=[],
+        demographics=demographics,
+        match_distance=None,
+    )
+
+
+def preferences(session: Session, customer_id: int) -> Preferences:
+    spend = func.sum(LineItem.quantity * LineItem.unit_price)
+    categories = session.execute(
+        select(LineItem.category, spend)
+        .join(Receipt)
+        .where(Receipt.customer_id == customer_id)
+        .group_by(LineItem.category)
+        .order_by(spend.desc(), LineItem.category)
+        .limit(TOP_PREFERENCES)
+    ).all()
+    brands = session.execute(
+        select(LineItem.brand, spend)
+        .join(Receipt)
+        .where(Receipt.customer_id == customer_id, LineItem.brand != "")
+        .group_by(LineItem.brand)
+        .order_by(spend.desc(), LineItem.brand)
+        .limit(TOP_PREFERENCES)
+    ).all()
+    return Preferences(categories=[c for c, _ in categories], brands=[b for b, _ in brands])
+
+
+def last_visits(session: Session, customer_id: int, store_id: int) -> list[VisitSummary]:
+    """The customer's latest visits to this store (a device sees only its own store)."""
+    rows = session.execute(
+        select(Visit.at, Visit.store_id, Store.name, Receipt.total)
+        .join(Store, Store.id == Visit.store_id)
+        .outerjoin(Receipt, Receipt.id == Visit.receipt_id)
+        .where(Visit.customer_id == customer_id, Visit.store_id == store_id)
+        .order_by(Visit.at.desc(), Visit.id.desc())
+        .limit(LAST_VISITS)
+    ).all()
+    return [VisitSummary(at=a, store_id=s, store_name=n, total=t) for a, s, n, t in rows]
+
+
+def recommendations(session: Session, customer_id: int) -> list[ProductSuggestion]:
+    """Products bought by customers who bought what this one bought, not yet by this one.
+
+    Falls back to the best sellers of the customer's favourite category.
+    """
+    own_skus = select(LineItem.sku).join(Receipt).where(Receipt.customer_id == customer_id)
+    similar = (
+        select(Receipt.customer_id)
+        .distinct()
+        .join(LineItem)
+        .where(
+            LineItem.sku.in_(own_skus),
+            Receipt.customer_id.is_not(None),
+            Receipt.customer_id != customer_id,
+        )
+    )
+    buyers = func.count(distinct(Receipt.customer_id))
+    rows = session.execute(
+        select(LineItem.sku, LineItem.name, LineItem.category, LineItem.brand, buyers)
+        .join(Receipt)
+        .where(Receipt.customer_id.in_(similar), LineItem.sku.not_in(own_skus))
+        .group_by(LineItem.sku, LineItem.name, LineItem.category, LineItem.brand)
+        .order_by(buyers.desc(), LineItem.sku)
+        .limit(RECOMMENDATIONS)
+    ).all()
+    out = [
+        ProductSuggestion(
+            sku=sku,
+            name=name,
+            category=category,
+            brand=brand,
+            reason=f"bought by {count} customer{'s' if count != 1 else ''} with similar baskets",
+        )
+        for sku, name, category, brand, count in rows
+    ]
+    if len(out) < RECOMMENDATIONS:
+        out += _category_best_sellers(session, customer_id, {s.sku for s in out})
+    return out[:RECOMMENDATIONS]
+
+
+def _category_best_sellers(
+    session: Session, customer_id: int, exclude: set[str]
+) -> list[ProductSuggestion]:
+    favourite = preferences(session, customer_id).categories
+    if not favourite:
+        return []
+    own_skus = select(LineItem.sku).join(Receipt).where(Receipt.customer_id == customer_id)
+    sold = func.sum(LineItem.quantity)
+    rows = session.execute(
+        select(LineItem.sku, LineItem.name, LineItem.category, LineItem.brand)
+        .where(LineItem.category == favourite[0], LineItem.sku.not_in(own_skus))
+        .group_by(LineItem.sku, LineItem.name, LineItem.category, LineItem.brand)
+        .order_by(sold.desc(), LineItem.sku)
+        .limit(RECOMMENDATIONS + len(exclude))
+    ).all()
+    return [
+        ProductSuggestion(
+            sku=sku,
+            name=name,
+            category=category,
+            brand=brand,
+            reason=f"a best seller in {category}",
+        )
+        for sku, name, category, brand in rows
+        if sku not in exclude
+    ]

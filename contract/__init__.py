@@ -1,0 +1,7 @@
+"""The wire contract between the kiosk and the cloud: pydantic models, nothing else.
+
+Both sides import these, so a field renamed here is renamed everywhere at once. The module
+depends only on pydantic, so the kiosk package pulls in no server code.
+"""
+
+from contract.models import *  # noqa: F403

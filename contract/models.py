@@ -1,0 +1,284 @@
+"""Request and response bodies of the StoreSight cloud API (version 1)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "DESCRIPTOR_SIZE",
+    "MAX_CROP_BYTES",
+    "Gender",
+    "Embedding",
+    "FaceCrop",
+    "LineItem",
+    "Receipt",
+    "Companion",
+    "CheckoutRequest",
+    "Demographics",
+    "MemberInfo",
+    "VisitSummary",
+    "ProductSuggestion",
+    "Preferences",
+    "VipCard",
+    "CompanionResult",
+    "CheckoutResponse",
+    "SightingRequest",
+    "SightingResponse",
+    "VipArrival",
+    "MembershipRequest",
+    "CustomerOut",
+    "ReceiptOut",
+    "CustomerHistory",
+    "FieldError",
+    "ErrorBody",
+]
+
+DESCRIPTOR_SIZE = 128
+#: A face crop is one aligned chip as JPEG: a few kilobytes, never a frame of video.
+MAX_CROP_BYTES = 64 * 1024
+CROP_SIZE = 150
+
+Gender = Literal["female", "male"]
+PurchaseLevel = Literal["new", "bronze", "silver", "gold", "platinum"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone (e.g. 2026-11-25T10:00:00Z)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+
+
+class Embedding(_Wire):
+    """One 128-d face descriptor (facelib.embedder) with the kiosk's quality score."""
+
+    vector: list[float] = Field(min_length=DESCRIPTOR_SIZE, max_length=DESCRIPTOR_SIZE)
+    quality: float = Field(ge=0.0, le=1.0)
+
+    @field_validator("vector")
+    @classmethod
+    def _finite(cls, vector: list[float]) -> list[float]:
+        if not all(math.isfinite(v) for v in vector):
+            raise ValueError("descriptor values must be finite numbers")
+        if not 0.05 < math.sqrt(sum(v * v for v in vector)) < 10.0:
+            raise ValueError("descriptor norm is outside what the embedder produces")
+        return vector
+
+
+class FaceCrop(_Wire):
+    """The aligned 150x150 RGB face chip (dlib template, padding 0.25) as base64 JPEG."""
+
+    jpeg_base64: str = Field(min_length=8, max_length=(MAX_CROP_BYTES * 4) // 3 + 4)
+
+    @field_validator("jpeg_base64")
+    @classmethod
+    def _jpeg(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not valid base64") from None
+        if not raw.startswith(b"\xff\xd8"):
+            raise ValueError("not a JPEG image")
+        return value
+
+    def jpeg(self) -> bytes:
+        return base64.b64decode(self.jpeg_base64)
+
+
+class LineItem(_Wire):
+    sku: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=100)
+    brand: str = Field("", max_length=100)
+    quantity: Decimal = Field(gt=0, max_digits=10, decimal_places=3)
+    unit_price: Money
+
+
+class Receipt(_Wire):
+    number: str = Field(min_length=1, max_length=64, description="the POS receipt number")
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    scanned_at: AwareDatetime
+    items: list[LineItem] = Field(min_length=1, max_length=500)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((i.quantity * i.unit_price for i in self.items), Decimal(0)).quantize(
+            Decimal("0.01")
+        )
+
+
+class Companion(_Wire):
+    """Someone standing with the customer at the counter (a partner, a child)."""
+
+    embeddings: list[Embedding] = Field(min_length=1, max_length=8)
+    face_crop: FaceCrop | None = None
+
+
+class CheckoutRequest(_Wire):
+    idempotency_key: str = Field(
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="the kiosk's key for this checkout; a retry with the same key returns the "
+        "first answer and stores nothing twice",
+    )
+    captured_at: AwareDatetime
+    receipt: Receipt
+    embeddings: list[Embedding] = Field(default_factory=list, max_length=16)
+    face_crop: FaceCrop | None = None
+    companions: list[Companion] = Field(default_factory=list, max_length=5)
+
+
+class Demographics(_Wire):
+    age_years: float
+    age_confidence: float
+    gender: Gender
+    gender_confidence: float
+
+
+class MemberInfo(_Wire):
+    vip_number: str
+    name: str
+    level: str
+    consent_at: datetime
+
+
+class VisitSummary(_Wire):
+    at: datetime
+    store_id: int
+    store_name: str
+    total: Decimal | None
+
+
+class ProductSuggestion(_Wire):
+    sku: str
+    name: str
+    category: str
+    brand: str
+    reason: str
+
+
+class Preferences(_Wire):
+    categories: list[str]
+    brands: list[str]
+
+
+class VipCard(_Wire):
+    """What the cashier's screen shows about the customer at the counter."""
+
+    customer_id: int | None
+    status: Literal["new", "returning", "unidentified"]
+    visit_count: int
+    member: MemberInfo | None
+    purchase_level: PurchaseLevel
+    lifetime_spend: Decimal
+    preferences: Preferences
+    last_visits: list[VisitSummary]
+    recommendations: list[ProductSuggestion]
+    demographics: Demographics | None
+    match_distance: float | None
+
+
+class CompanionResult(_Wire):
+    customer_id: int | None
+    status: Literal["new", "returning", "unidentified"]
+
+
+class CheckoutResponse(_Wire):
+    receipt_id: int
+    card: VipCard
+    companions: list[CompanionResult]
+
+
+class SightingRequest(_Wire):
+    captured_at: AwareDatetime
+    embeddings: list[Embedding] = Field(min_length=1, max_length=16)
+    face_crop: FaceCrop | None = None
+
+
+class SightingResponse(_Wire):
+    customer_id: int | None
+    status: Literal["new", "returning"]
+    is_vip: bool
+    visitors_today: int
+
+
+class VipArrival(_Wire):
+    """The event staff devices receive on GET /v1/stores/{id}/alerts (server-sent events)."""
+
+    event_id: int
+    store_id: int
+    customer_id: int
+    vip_number: str
+    name: str
+    level: str
+    at: datetime
+
+
+class MembershipRequest(_Wire):
+    vip_number: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    level: str = Field("standard", min_length=1, max_length=32)
+    consent: bool = Field(
+        description="the customer agreed to have their face recognised as a member; "
+        "membership cannot be bound without it"
+    )
+
+    @field_validator("consent")
+    @classmethod
+    def _given(cls, consent: bool) -> bool:
+        if not consent:
+            raise ValueError("membership needs the customer's consent to face recognition")
+        return consent
+
+
+class CustomerOut(_Wire):
+    customer_id: int
+    status: Literal["anonymous", "member"]
+    member: MemberInfo | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    visit_count: int
+    lifetime_spend: Decimal
+    gender: Gender | None
+    age_years: float | None
+
+
+class ReceiptOut(_Wire):
+    receipt_id: int
+    number: str
+    store_id: int
+    scanned_at: datetime
+    currency: str
+    total: Decimal
+    items: list[LineItem]
+
+
+class CustomerHistory(_Wire):
+    customer_id: int
+    receipts: list[ReceiptOut]
+
+
+class FieldError(_Wire):
+    field: str
+    message: str
+
+
+class ErrorBody(_Wire):
+    error: str
+    detail: str
+    fields: list[FieldError] = Field(default_factory=list)
