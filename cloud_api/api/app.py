@@ -20,6 +20,7 @@ from cloud_api.settings import CloudSettings
 log = structlog.get_logger(__name__)
 
 RETENTION_INTERVAL_S = 3600.0
+REBUILD_CHECK_S = 5.0
 
 
 class _Periodic:
@@ -57,7 +58,9 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
         tasks = [
             _Periodic("index-sync", settings.sync_interval_s, services.recognizer.sync),
             _Periodic(
-                "index-rebuild", settings.rebuild_interval_s, services.recognizer.engine.rebuild
+                "index-rebuild",
+                REBUILD_CHECK_S,
+                lambda: services.recognizer.maintain(max_age_s=settings.rebuild_interval_s),
             ),
             _Periodic("retention", RETENTION_INTERVAL_S, lambda: purge_expired(services)),
         ]

@@ -10,6 +10,7 @@ below the high-water mark, because ids from concurrent transactions can commit o
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class Recognizer:
         self._high_sample_id = 0
         self._recent_ids: set[int] = set()
         self._high_deletion_id = 0
+        self._last_rebuild = time.monotonic()
 
     # ---- keeping in step with the database ----------------------------------------------
 
@@ -133,21 +135,41 @@ class Recognizer:
 
     def _add_rows(self, rows: Iterable[FaceSample]) -> None:
         rows = list(rows)
-        self.engine.add_many(
-            [r.id for r in rows],
-            np.stack([from_bytes(r.descriptor) for r in rows]),
-            [
-                SampleMeta(
-                    customer_id=r.customer_id,
-                    region_id=r.region_id,
-                    store_id=r.store_id,
-                    gender=r.gender,  # type: ignore[arg-type]
-                    age_band=r.age_band,
-                )
-                for r in rows
-            ],
-        )
+        metas = [
+            SampleMeta(
+                customer_id=r.customer_id,
+                region_id=r.region_id,
+                store_id=r.store_id,
+                gender=r.gender,  # type: ignore[arg-type]
+                age_band=r.age_band,
+            )
+            for r in rows
+        ]
+        vectors = np.stack([from_bytes(r.descriptor) for r in rows])
+        try:
+            self.engine.add_many([r.id for r in rows], vectors, metas)
+        except ValueError:
+            # One bad row (e.g. a sample committed just before its customer was deleted) must
+            # not stop the rest: add one by one and log what was refused.
+            for row, vector, meta in zip(rows, vectors, metas, strict=True):
+                try:
+                    self.engine.add(row.id, vector, meta)
+                except ValueError as error:
+                    log.warning("sample_not_indexed", sample=row.id, reason=str(error))
         self._recent_ids.update(r.id for r in rows)
+
+    def maintain(self, *, max_age_s: float) -> None:
+        """Rebuild the indexes when a buffer outgrew its limit, or when `max_age_s` passed
+        since the last rebuild and there is something to fold in or purge."""
+        now = time.monotonic()
+        stats = self.engine.stats()
+        stale = now - self._last_rebuild >= max_age_s and (
+            stats["buffered_max"] > 0 or stats["removed_customers"] > 0
+        )
+        if self.engine.rebuild_due() or stale:
+            report = self.engine.rebuild()
+            self._last_rebuild = time.monotonic()
+            log.info("index_rebuilt", report=str(report))
 
     def forget(self, customer_id: int) -> None:
         """Drop a customer from this process's indexes at once (deletion)."""

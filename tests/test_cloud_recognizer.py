@@ -1,0 +1,115 @@
+"""The database-backed recogniser: loading, syncing, deletions and background rebuilds."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_api import admin
+from cloud_api.db.models import Customer, CustomerDeletion, FaceSample
+from cloud_api.db.session import make_engine, session_factory
+from cloud_api.services.recognizer import QueryContext, Recognizer, to_bytes
+from contract import Embedding
+from tests.cloud_fixtures import migrated_url  # noqa: F401  (fixture)
+
+
+def _unit(rng: np.random.Generator) -> NDArray[np.float32]:
+    v = rng.normal(size=128)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _customer_with_samples(
+    sessions: sessionmaker[Session], store_id: int, region_id: int, vectors: list[NDArray[np.float32]]
+) -> int:
+    with sessions() as session, session.begin():
+        customer = Customer(
+            region_id=region_id, first_store_id=store_id, visit_count=1, lifetime_spend=Decimal(0)
+        )
+        session.add(customer)
+        session.flush()
+        for v in vectors:
+            session.add(
+                FaceSample(
+                    customer_id=customer.id,
+                    region_id=region_id,
+                    store_id=store_id,
+                    gender="unknown",
+                    age_band=-1,
+                    descriptor=to_bytes(v),
+                    quality=0.9,
+                )
+            )
+        return customer.id
+
+
+@pytest.mark.parametrize("rebuild_first", [False, True])
+def test_sync_finds_new_faces_and_honours_deletions(
+    migrated_url: str,  # noqa: F811
+    tmp_path: Path,
+    rebuild_first: bool,
+) -> None:
+    sessions = session_factory(make_engine(migrated_url))
+    with sessions() as session, session.begin():
+        admin.create_region(session, "West")
+        store = admin.create_store(session, "West", "W001", "West One")
+        store_id, region_id = store.id, store.region_id
+    rng = np.random.default_rng(1)
+    alice, bob = _unit(rng), _unit(rng)
+    alice_id = _customer_with_samples(sessions, store_id, region_id, [alice])
+
+    recognizer = Recognizer(sessions, threshold=0.45, index_dir=tmp_path / "index")
+    try:
+        assert recognizer.load() == 1
+        if rebuild_first:
+            recognizer.maintain(max_age_s=0.0)  # small exact partitions: nothing to fold in
+            assert recognizer.engine.stats()["rebuilds"] == 0
+            recognizer.engine.rebuild()
+            assert recognizer.engine.stats()["rebuilds"] == 1
+        context = QueryContext(
+            region_id=region_id, store_id=store_id, gender="unknown", age_band=-1
+        )
+        probe = Embedding(vector=[float(x) for x in alice + 0.01], quality=0.9)
+        found = recognizer.identify([probe], context)
+        assert found is not None and found.customer_id == alice_id
+
+        bob_id = _customer_with_samples(sessions, store_id, region_id, [bob])
+        bob_probe = Embedding(vector=[float(x) for x in bob], quality=0.9)
+        assert recognizer.identify([bob_probe], context) is None  # not synced yet
+        assert recognizer.sync() == (1, 0)
+        found = recognizer.identify([bob_probe], context)
+        assert found is not None and found.customer_id == bob_id
+        assert recognizer.sync() == (0, 0)  # nothing read twice
+
+        # another process deleted Alice: the tombstone reaches this one on the next sync
+        with sessions() as session, session.begin():
+            session.add(CustomerDeletion(customer_id=alice_id))
+        assert recognizer.sync() == (0, 1)
+        assert recognizer.identify([probe], context) is None
+        # a late sample of the deleted customer does not stop others from being indexed
+        carol = _unit(rng)
+        _customer_with_samples(sessions, store_id, region_id, [carol])
+        with sessions() as session, session.begin():
+            session.add(
+                FaceSample(
+                    customer_id=bob_id,
+                    region_id=region_id,
+                    store_id=store_id,
+                    gender="unknown",
+                    age_band=-1,
+                    descriptor=to_bytes(bob),
+                    quality=0.9,
+                )
+            )
+        recognizer.forget(bob_id)
+        added, _ = recognizer.sync()
+        assert added == 2
+        carol_probe = Embedding(vector=[float(x) for x in carol], quality=0.9)
+        assert recognizer.identify([carol_probe], context) is not None
+        assert recognizer.identify([bob_probe], context) is None
+    finally:
+        recognizer.close()
