@@ -6,8 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 import pytest
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import admin
@@ -24,7 +24,10 @@ def _unit(rng: np.random.Generator) -> NDArray[np.float32]:
 
 
 def _customer_with_samples(
-    sessions: sessionmaker[Session], store_id: int, region_id: int, vectors: list[NDArray[np.float32]]
+    sessions: sessionmaker[Session],
+    store_id: int,
+    region_id: int,
+    vectors: list[NDArray[np.float32]],
 ) -> int:
     with sessions() as session, session.begin():
         customer = Customer(

@@ -32,6 +32,10 @@ SAMPLES = 6
 ANNOY_EVERYWHERE = EngineSettings(n_trees=8, exact_max_size=40)
 
 
+def annoy_everywhere(**changes: object) -> EngineSettings:
+    return EngineSettings.model_validate({**ANNOY_EVERYWHERE.model_dump(), **changes})
+
+
 @dataclass
 class World:
     """Customers with a centre each, and their enrolled samples."""
@@ -130,11 +134,11 @@ def test_a_sample_is_found_at_once_and_after_a_rebuild(world: World) -> None:
         "store+gender+age",
     )
     report = engine.rebuild()
-    assert report.partitions_built == 3  # its store, its region, everyone
-    assert report.partitions_kept == len(STORES) - 1 + 1
+    assert report.partitions_built == 2  # its store and everyone (regions filter everyone)
+    assert report.partitions_kept == len(STORES) - 1
     stats = engine.stats()
     assert stats["buffered_max"] == 0
-    assert stats["annoy_items"] == 3 * (next_id + 1)
+    assert stats["annoy_items"] == 2 * (next_id + 1)
     after = identify(engine, world.sample(newcomer), 11)
     assert after is not None and after.customer_id == newcomer
     assert after.distance < THRESHOLD
@@ -159,7 +163,7 @@ def test_small_partitions_are_searched_exactly(world: World) -> None:
     engine.rebuild()
     stats = engine.stats()
     assert stats["annoy_partitions"] == 0
-    assert stats["exact_partitions"] == len(STORES) + 2 + 1
+    assert stats["exact_partitions"] == len(STORES) + 1
     match = identify(engine, world.sample(3), world.home[3])
     assert match is not None and match.customer_id == 3
 
@@ -173,7 +177,10 @@ def test_a_removed_customer_is_never_returned(world: World) -> None:
 
     engine.remove_customer(gone)
     assert identify(engine, query, world.home[gone]) is None  # before any rebuild
+    assert engine.stats()["removals_pending"] == 1
     engine.rebuild()
+    assert engine.stats()["removals_pending"] == 0
+    assert engine.stats()["removed_customers"] == 1  # the id stays retired
     assert identify(engine, query, world.home[gone]) is None
     for store in STORES:  # nor anywhere else, at any level
         assert identify(engine, query, store) is None
@@ -186,7 +193,7 @@ def test_a_removed_customer_is_never_returned(world: World) -> None:
 
 def test_removing_the_nearest_customer_returns_the_next_one(world: World) -> None:
     """A removed twin's samples fill all the Annoy candidates; the engine looks further."""
-    engine = RecognitionEngine(ANNOY_EVERYWHERE.model_copy(update={"candidates": 2}))
+    engine = RecognitionEngine(annoy_everywhere(candidates=2))
     next_id = load(engine, world)
     twin, sibling = 1000, 1001
     world.centres[twin] = world.centres[sibling] = world.centre()
@@ -204,8 +211,9 @@ def test_removing_the_nearest_customer_returns_the_next_one(world: World) -> Non
     assert second is not None and second.customer_id == sibling
 
 
-def test_widening_finds_customers_enrolled_elsewhere(world: World) -> None:
-    engine = RecognitionEngine(ANNOY_EVERYWHERE)
+@pytest.mark.parametrize("region_level", ["filter", "index"])
+def test_widening_finds_customers_enrolled_elsewhere(world: World, region_level: str) -> None:
+    engine = RecognitionEngine(annoy_everywhere(region_level=region_level))
     load(engine, world)
     customer = next(c for c, s in world.home.items() if s == 10)
     for rebuilt in (False, True):
@@ -228,8 +236,34 @@ def test_widening_finds_customers_enrolled_elsewhere(world: World) -> None:
         assert unknown is not None and unknown.level == "store+gender+age"
 
 
+@pytest.mark.parametrize("region_level", ["filter", "index"])
+def test_the_region_level_prefers_the_query_region(world: World, region_level: str) -> None:
+    """Two lookalikes: the one enrolled in the query's region wins at the region level, even
+    when the other one, enrolled elsewhere, is nearer."""
+    engine = RecognitionEngine(annoy_everywhere(region_level=region_level))
+    next_id = load(engine, world)
+    near, far = 3000, 3001
+    centre = world.centre()
+    world.centres[near], world.home[near] = centre, 20  # region 2, at the centre itself
+    world.centres[far], world.home[far] = centre, 10  # region 1, a little off it
+    offset = world.rng.normal(0, 0.02, DIM).astype(np.float32)
+    for i in range(SAMPLES):
+        engine.add(next_id + i, centre + np.float32(0.001 * i), world.meta(near))
+        engine.add(next_id + SAMPLES + i, centre + offset, world.meta(far))
+    for rebuilt in (False, True):
+        if rebuilt:
+            engine.rebuild()
+        found = {store: identify(engine, centre, store) for store in (10, 11, 20, 21)}
+        assert {s: (m.customer_id, m.level) for s, m in found.items() if m} == {
+            10: (far, "store+gender+age"),
+            11: (far, "region"),
+            20: (near, "store+gender+age"),
+            21: (near, "region"),
+        }
+
+
 def test_without_the_region_level_widening_goes_straight_to_everyone(world: World) -> None:
-    engine = RecognitionEngine(ANNOY_EVERYWHERE.model_copy(update={"region_level": False}))
+    engine = RecognitionEngine(annoy_everywhere(region_level="off"))
     load(engine, world)
     engine.rebuild()
     customer = next(c for c, s in world.home.items() if s == 10)
@@ -258,8 +292,11 @@ def test_a_stranger_gets_none(world: World) -> None:
     assert match is not None and (match.customer_id, match.level) == (0, "global")
 
 
-def test_rebuild_concurrent_with_other_threads_loses_nothing(world: World) -> None:
-    engine = RecognitionEngine(ANNOY_EVERYWHERE)
+@pytest.mark.parametrize("region_level", ["filter", "index"])
+def test_rebuild_concurrent_with_other_threads_loses_nothing(
+    world: World, region_level: str
+) -> None:
+    engine = RecognitionEngine(annoy_everywhere(region_level=region_level))
     next_id = load(engine, world)
     engine.rebuild()
     newcomers = list(range(2000, 2030))
@@ -312,7 +349,8 @@ def test_rebuild_concurrent_with_other_threads_loses_nothing(world: World) -> No
 def test_index_files_are_replaced_by_rename(world: World, tmp_path: Path) -> None:
     stale = tmp_path / ".global.123.abcd.ann.tmp"
     stale.write_bytes(b"half an index")
-    engine = RecognitionEngine(ANNOY_EVERYWHERE, index_dir=tmp_path)
+    settings = annoy_everywhere(region_level="index")
+    engine = RecognitionEngine(settings, index_dir=tmp_path)
     assert not stale.exists()
     next_id = load(engine, world)
     engine.rebuild()

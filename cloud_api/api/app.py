@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
@@ -95,7 +99,7 @@ def start_services(settings: CloudSettings) -> Services:
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
     recognizer = Recognizer(
-        sessions, threshold=settings.identify_threshold, index_dir=settings.index_dir
+        sessions, threshold=settings.identify_threshold, index_dir=process_index_dir(settings)
     )
     recognizer.load()
     demographics = None
@@ -106,6 +110,33 @@ def start_services(settings: CloudSettings) -> Services:
     return Services(
         settings=settings, sessions=sessions, recognizer=recognizer, demographics=demographics
     )
+
+
+def process_index_dir(settings: CloudSettings) -> Path:
+    """This process's own index directory under `settings.index_dir`.
+
+    Index files are a cache of the database, rebuilt at every start, and an engine owns its
+    directory; several API processes on one machine therefore each get one, and directories
+    left by processes of this host that no longer run are removed.
+    """
+    host = socket.gethostname()
+    root = settings.index_dir
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f"{host}-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return root / f"{host}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _safe_url(url: str) -> str:

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import structlog
 from annoy import AnnoyIndex
-from numpy.typing import NDArray
 
-from cloud_api.recognition.exact_buffer import Hits, Rows, no_hits
+from cloud_api.recognition.exact_buffer import NO_HITS, Hits, Labels, Rows
 from cloud_api.recognition.settings import EngineSettings
 
 log = structlog.get_logger(__name__)
@@ -35,15 +34,12 @@ class AnnoyPartition:
     """An Annoy index plus, per item number, the sample it stands for."""
 
     index: AnnoyIndex
-    sample_ids: NDArray[np.int64]
-    customer_ids: NDArray[np.int64]
-    genders: NDArray[np.int8]
-    bands: NDArray[np.int8]
+    labels: Labels
     path: Path | None
 
     @property
     def n_items(self) -> int:
-        return len(self.sample_ids)
+        return len(self.labels.sample_ids)
 
     @property
     def disk_bytes(self) -> int:
@@ -54,8 +50,8 @@ class AnnoyPartition:
 
     @property
     def nbytes(self) -> int:
-        """Memory held outside the (memory-mapped) index: the item -> sample tables."""
-        return sum(a.nbytes for a in (self.sample_ids, self.customer_ids, self.genders, self.bands))
+        """Memory held outside the (memory-mapped) index: the item -> sample table."""
+        return self.labels.nbytes
 
     def hits(self, query: list[float], threshold: float, n: int, search_k: int) -> Hits:
         """Those of the `n` approximate nearest items closer than `threshold`, nearest first.
@@ -65,17 +61,10 @@ class AnnoyPartition:
         """
         items, distances = self.index.get_nns_by_vector(query, n, search_k, True)
         if not items or distances[0] >= threshold:
-            return no_hits()
+            return NO_HITS
         dist = np.asarray(distances, dtype=np.float64)
         keep = int(np.searchsorted(dist, threshold, side="left"))
-        idx = np.asarray(items[:keep], dtype=np.intp)
-        return Hits(
-            dist[:keep],
-            self.sample_ids[idx],
-            self.customer_ids[idx],
-            self.genders[idx],
-            self.bands[idx],
-        )
+        return Hits(dist[:keep], self.labels.take(np.asarray(items[:keep], dtype=np.intp)))
 
 
 def build_partition(
@@ -84,23 +73,20 @@ def build_partition(
     """Index the rows of `blocks` (item numbers in their order) and publish the index file."""
     index = AnnoyIndex(settings.dim, "euclidean")
     index.set_seed(settings.seed)
-    ids: list[Rows] = []
+    labels: list[Labels] = []
     item = 0
     for block in blocks:
         for lo in range(0, block.count, _ADD_CHUNK):
             for row in block.vectors[lo : lo + _ADD_CHUNK].tolist():
                 index.add_item(item, row)
                 item += 1
-        ids.append(block)
+        labels.append(block.labels)
     index.build(settings.n_trees, settings.build_jobs)
     path = None
     if index_dir is not None:
         path = index_dir / f"{name}{INDEX_SUFFIX}"
         index = _publish(index, path, settings.dim, prefault=settings.prefault)
-    table = Rows.concat(ids, settings.dim)
-    return AnnoyPartition(
-        index, table.sample_ids, table.customer_ids, table.genders, table.bands, path
-    )
+    return AnnoyPartition(index, Labels.concat(labels), path)
 
 
 def _publish(built: AnnoyIndex, path: Path, dim: int, *, prefault: bool) -> AnnoyIndex:

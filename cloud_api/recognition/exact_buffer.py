@@ -23,53 +23,77 @@ _EXPANSION_SLACK = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
-class Rows:
-    """An immutable view of some rows: descriptors, their squared norms, ids and estimates."""
+class Labels:
+    """Per row: which sample, whose, where enrolled, and the estimates recorded with it."""
 
-    vectors: F32  # (n, dim)
-    sq_norms: F32  # (n,)
     sample_ids: I64
     customer_ids: I64
+    regions: I64
     genders: I8
     bands: I8
 
-    @property
-    def count(self) -> int:
-        return len(self.sample_ids)
+    def columns(self) -> tuple[NDArray[np.generic], ...]:
+        return (self.sample_ids, self.customer_ids, self.regions, self.genders, self.bands)
 
     @property
     def nbytes(self) -> int:
-        return sum(
-            a.nbytes
-            for a in (
-                self.vectors,
-                self.sq_norms,
-                self.sample_ids,
-                self.customer_ids,
-                self.genders,
-                self.bands,
-            )
-        )
+        return sum(a.nbytes for a in self.columns())
 
-    def take(self, index: NDArray[np.intp] | slice) -> Rows:
-        return Rows(
-            self.vectors[index],
-            self.sq_norms[index],
+    def take(self, index: NDArray[np.intp] | slice) -> Labels:
+        return Labels(
             self.sample_ids[index],
             self.customer_ids[index],
+            self.regions[index],
             self.genders[index],
             self.bands[index],
         )
 
     @staticmethod
-    def empty(dim: int) -> Rows:
+    def empty(count: int = 0) -> Labels:
+        return Labels(
+            np.empty(count, np.int64),
+            np.empty(count, np.int64),
+            np.empty(count, np.int64),
+            np.empty(count, np.int8),
+            np.empty(count, np.int8),
+        )
+
+    @staticmethod
+    def concat(parts: list[Labels]) -> Labels:
+        if not parts:
+            return Labels.empty()
+        return Labels(
+            np.concatenate([p.sample_ids for p in parts]),
+            np.concatenate([p.customer_ids for p in parts]),
+            np.concatenate([p.regions for p in parts]),
+            np.concatenate([p.genders for p in parts]),
+            np.concatenate([p.bands for p in parts]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """An immutable view of some rows: descriptors, their squared norms, and labels."""
+
+    vectors: F32  # (n, dim)
+    sq_norms: F32  # (n,)
+    labels: Labels
+
+    @property
+    def count(self) -> int:
+        return len(self.sq_norms)
+
+    @property
+    def nbytes(self) -> int:
+        return self.vectors.nbytes + self.sq_norms.nbytes + self.labels.nbytes
+
+    def take(self, index: NDArray[np.intp] | slice) -> Rows:
+        return Rows(self.vectors[index], self.sq_norms[index], self.labels.take(index))
+
+    @staticmethod
+    def empty(dim: int, count: int = 0) -> Rows:
         return Rows(
-            np.empty((0, dim), np.float32),
-            np.empty(0, np.float32),
-            np.empty(0, np.int64),
-            np.empty(0, np.int64),
-            np.empty(0, np.int8),
-            np.empty(0, np.int8),
+            np.empty((count, dim), np.float32), np.empty(count, np.float32), Labels.empty(count)
         )
 
     @staticmethod
@@ -79,29 +103,46 @@ class Rows:
         return Rows(
             np.concatenate([p.vectors for p in parts]),
             np.concatenate([p.sq_norms for p in parts]),
-            np.concatenate([p.sample_ids for p in parts]),
-            np.concatenate([p.customer_ids for p in parts]),
-            np.concatenate([p.genders for p in parts]),
-            np.concatenate([p.bands for p in parts]),
+            Labels.concat([p.labels for p in parts]),
         )
 
+    def write(self, at: int, new: Rows) -> None:
+        """Copy `new` into these (preallocated) rows from row `at` on."""
+        end = at + new.count
+        self.vectors[at:end] = new.vectors
+        self.sq_norms[at:end] = new.sq_norms
+        for mine, theirs in zip(self.labels.columns(), new.labels.columns(), strict=True):
+            mine[at:end] = theirs
 
-def make_rows(vectors: F32, sample_ids: I64, customer_ids: I64, genders: I8, bands: I8) -> Rows:
+
+def make_rows(vectors: F32, labels: Labels) -> Rows:
     """Rows from already-validated arrays (the squared norms computed here)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     sq = np.einsum("ij,ij->i", vectors, vectors).astype(np.float32, copy=False)
-    return Rows(vectors, sq, sample_ids, customer_ids, genders, bands)
+    return Rows(vectors, sq, labels)
 
 
 @dataclass(frozen=True, slots=True)
 class Hits:
-    """Rows below a distance threshold, nearest first, with their exact distances."""
+    """Samples closer than a threshold, nearest first, with their exact distances."""
 
     distances: NDArray[np.float64]
-    sample_ids: I64
-    customer_ids: I64
-    genders: I8
-    bands: I8
+    labels: Labels
+
+    def __len__(self) -> int:
+        return len(self.distances)
+
+    def merge(self, other: Hits) -> Hits:
+        if len(other) == 0:
+            return self
+        if len(self) == 0:
+            return other
+        distances = np.concatenate([self.distances, other.distances])
+        order = np.argsort(distances, kind="stable")
+        return Hits(distances[order], Labels.concat([self.labels, other.labels]).take(order))
+
+
+NO_HITS = Hits(np.empty(0, np.float64), Labels.empty())
 
 
 def exact_hits(rows: Rows, start: int, query: F32, query_sq: float, threshold: float) -> Hits:
@@ -113,40 +154,20 @@ def exact_hits(rows: Rows, start: int, query: F32, query_sq: float, threshold: f
     """
     vectors = rows.vectors[start:]
     if len(vectors) == 0:
-        return _NO_HITS
+        return NO_HITS
     scores = vectors @ query
     scores *= -2.0
     scores += rows.sq_norms[start:]
     limit = threshold * threshold + _EXPANSION_SLACK - query_sq
     near = np.flatnonzero(scores < limit)
     if len(near) == 0:
-        return _NO_HITS
+        return NO_HITS
     diff = vectors[near] - query
     distances = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64))
     keep = distances < threshold
     near, distances = near[keep], distances[keep]
     order = np.argsort(distances, kind="stable")
-    near = near[order] + start
-    return Hits(
-        distances[order],
-        rows.sample_ids[near],
-        rows.customer_ids[near],
-        rows.genders[near],
-        rows.bands[near],
-    )
-
-
-_NO_HITS = Hits(
-    np.empty(0, np.float64),
-    np.empty(0, np.int64),
-    np.empty(0, np.int64),
-    np.empty(0, np.int8),
-    np.empty(0, np.int8),
-)
-
-
-def no_hits() -> Hits:
-    return _NO_HITS
+    return Hits(distances[order], rows.labels.take(near[order] + start))
 
 
 class ExactBuffer:
@@ -182,33 +203,13 @@ class ExactBuffer:
         self._write(new)
 
     def _write(self, new: Rows) -> None:
-        lo, hi = self._count, self._count + new.count
-        store = self._store
-        store.vectors[lo:hi] = new.vectors
-        store.sq_norms[lo:hi] = new.sq_norms
-        store.sample_ids[lo:hi] = new.sample_ids
-        store.customer_ids[lo:hi] = new.customer_ids
-        store.genders[lo:hi] = new.genders
-        store.bands[lo:hi] = new.bands
+        hi = self._count + new.count
+        self._store.write(self._count, new)
         self._count = hi
         # Publish last: readers holding the previous view never see rows past its end.
-        self.rows = store.take(slice(0, hi))
+        self.rows = self._store.take(slice(0, hi))
 
     def _reserve(self, capacity: int) -> None:
-        old = self._store
-        grown = Rows(
-            np.empty((capacity, self._dim), np.float32),
-            np.empty(capacity, np.float32),
-            np.empty(capacity, np.int64),
-            np.empty(capacity, np.int64),
-            np.empty(capacity, np.int8),
-            np.empty(capacity, np.int8),
-        )
-        n = self._count
-        grown.vectors[:n] = old.vectors[:n]
-        grown.sq_norms[:n] = old.sq_norms[:n]
-        grown.sample_ids[:n] = old.sample_ids[:n]
-        grown.customer_ids[:n] = old.customer_ids[:n]
-        grown.genders[:n] = old.genders[:n]
-        grown.bands[:n] = old.bands[:n]
+        grown = Rows.empty(self._dim, capacity)
+        grown.write(0, self._store.take(slice(0, self._count)))
         self._store = grown

@@ -12,8 +12,8 @@ than the threshold:
 ``store``
     Every sample enrolled at the query's store.
 ``region``
-    Every sample enrolled in the query's region (skipped when `EngineSettings.region_level`
-    is off).
+    Every sample enrolled in the query's region: by default those of the global search's
+    candidates (`EngineSettings.region_level`), or a separate index per region.
 ``global``
     Every sample.
 """

@@ -164,7 +164,7 @@ class Recognizer:
         now = time.monotonic()
         stats = self.engine.stats()
         stale = now - self._last_rebuild >= max_age_s and (
-            stats["buffered_max"] > 0 or stats["removed_customers"] > 0
+            stats["buffered_max"] > 0 or stats["removals_pending"] > 0
         )
         if self.engine.rebuild_due() or stale:
             report = self.engine.rebuild()
