@@ -31,6 +31,7 @@ eval: models
 
 bench: models
 	$(BIN)/python bench/embedder.py --json bench-embedder.json
+	$(BIN)/python bench/recognition.py --json bench-recognition.json
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "StoreSight needs Python 3.11, found " + sys.version' 
