@@ -15,6 +15,7 @@ from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.errors import FaceLibError
 from facelib.logs import configure_logging
 from facelib.types import FaceAnalysis, RGBImage
+from kiosk_app.sources import SourceError
 from models.errors import ModelError
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
@@ -35,13 +36,78 @@ def main(argv: list[str] | None = None) -> int:
         "--every", type=int, default=10, help="for videos: analyse every Nth frame"
     )
     analyze.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+
+    run = sub.add_parser("run", help="run the vision pipeline on a camera, stream, video or folder")
+    run.add_argument(
+        "--source", required=True, help="camera index, rtsp:// or http(s):// URL, video, folder"
+    )
+    run.add_argument("--headless", action="store_true", help="no window (the GUI is the app)")
+    run.add_argument("--events", type=Path, default=None, help="append JSON-line events here")
+    run.add_argument("--mode", choices=["till", "entrance"], default=None)
+    run.add_argument("--range", choices=["short", "full"], default=None, help="detector range")
+    run.add_argument("--tile", action="store_true", help="also search tiles (small faces)")
+    run.add_argument("--tile-size", type=int, default=None, help="tile side in pixels")
+    run.add_argument("--resize", default=None, help="WIDTHxHEIGHT to scale frames to")
+    run.add_argument("--max-frames", type=int, default=None)
     args = parser.parse_args(argv)
     configure_logging()
     try:
+        if args.command == "run":
+            return _run(args)
         return _analyze(args)
-    except (FaceLibError, ModelError) as error:
+    except (FaceLibError, ModelError, SourceError, ValueError) as error:
         print(f"storesight-kiosk: error: {error}", file=sys.stderr)
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kiosk_app.events import JsonLinesWriter
+    from kiosk_app.runner import run
+    from kiosk_app.settings import KioskSettings
+
+    if not args.headless:
+        raise ValueError(
+            "only --headless is available from the command line; the desktop app "
+            "shows the pipeline with a window"
+        )
+    settings = KioskSettings()
+    updates: dict[str, object] = {}
+    if args.mode:
+        updates["mode"] = args.mode
+    detector = settings.face.detector.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "range": args.range or ("full" if args.mode == "entrance" else None),
+                "tile": True if args.tile else None,
+                "tile_size": args.tile_size,
+            }.items()
+            if v is not None
+        }
+    )
+    settings = settings.model_copy(
+        update={**updates, "face": settings.face.model_copy(update={"detector": detector})}
+    )
+    resize = _size(args.resize) if args.resize else None
+    sink = JsonLinesWriter(args.events if args.events else sys.stdout)
+    try:
+        report = run(args.source, settings, sink, resize=resize, max_frames=args.max_frames)
+    finally:
+        sink.close()
+    print(
+        f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), "
+        f"{report.capture.dropped} dropped, {report.capture.reconnects} reconnects",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--resize takes WIDTHxHEIGHT, e.g. 640x480, not {text!r}") from None
+    return width, height
 
 
 def _analyze(args: argparse.Namespace) -> int:

@@ -1,0 +1,46 @@
+"""Kiosk settings: strict, read from STORESIGHT_KIOSK_* variables (nested with `__`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facelib.config import FaceLibSettings
+from kiosk_app.tracking import TrackerSettings
+
+
+class ShotSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    best_k: int = Field(3, ge=1, le=16, description="best shots kept (and embedded) per track")
+    min_quality: float = Field(0.02, ge=0.0, le=1.0, description="shots below are never kept")
+
+
+class KioskSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STORESIGHT_KIOSK_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    mode: Literal["till", "entrance"] = "till"
+    face: FaceLibSettings = Field(
+        default_factory=lambda: FaceLibSettings(estimate_age_gender=False, embed=False)
+    )
+    tracker: TrackerSettings = TrackerSettings()
+    shots: ShotSettings = ShotSettings()
+    counter_zone: list[tuple[float, float]] = Field(
+        default_factory=lambda: [(0.15, 0.0), (0.85, 0.0), (0.85, 1.0), (0.15, 1.0)],
+        description="polygon (normalised 0..1 image coordinates) where the paying customer stands",
+    )
+    queue_size: int = Field(4, ge=1, le=256, description="capture queue length")
+
+    @field_validator("counter_zone")
+    @classmethod
+    def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(points) < 3:
+            raise ValueError("the counter zone needs at least three points")
+        for x, y in points:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"counter zone point ({x}, {y}) is outside 0..1")
+        return points
