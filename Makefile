@@ -9,7 +9,7 @@ SHARED_DATA ?= $(or $(firstword $(wildcard ../shared/data /work/shared/data)),..
 .PHONY: demo test lint pytest models eval bench clean
 
 demo: models
-	$(BIN)/storesight-kiosk analyze $(SHARED_DATA)/group $(or $(SOURCE),$(SHARED_DATA)/video/face_recognition_short_hamilton_clip.mp4) --every 30
+	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python -m demo.run $(if $(SOURCE),--source $(SOURCE))
 
 test: lint pytest
 

@@ -36,7 +36,7 @@ class CloudSettings(BaseSettings):
         description="open-set decision: a returning customer only below this distance",
     )
     min_embedding_quality: float = Field(
-        0.3, ge=0.0, le=1.0, description="embeddings below this quality are not enrolled"
+        0.02, ge=0.0, le=1.0, description="embeddings below this quality are not enrolled"
     )
     max_samples_per_customer: int = Field(20, ge=1, le=200)
     sync_interval_s: float = Field(

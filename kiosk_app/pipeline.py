@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +35,7 @@ from models.store import ModelStore
 log = structlog.get_logger(__name__)
 
 STAGES = ("decode", "detect", "track", "align", "embed")
+KEEP_ENDED = 256
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,9 @@ class FacePipeline:
         self.tracker = Tracker(settings.tracker, appearance=self._appearance)
         self.zone = CounterZone(tuple(settings.counter_zone))
         self._records: dict[int, TrackRecord] = {}
+        #: recently ended tracks, still wanted by a checkout bound a moment later
+        self._ended: OrderedDict[int, TrackRecord] = OrderedDict()
+        self._records_lock = threading.Lock()
         self.frames = 0
 
     # ---- per frame -----------------------------------------------------------------------
@@ -224,7 +228,8 @@ class FacePipeline:
         self.frames += 1
 
         for track in update.started:
-            self._records[track.id] = TrackRecord(track.id, track.first_seen, frame.index)
+            with self._records_lock:
+                self._records[track.id] = TrackRecord(track.id, track.first_seen, frame.index)
             self._sink(
                 {
                     "event": "track_started",
@@ -291,9 +296,13 @@ class FacePipeline:
         self.timer.add("align", time.perf_counter() - started)
         if quality < shots.min_quality or (full and quality <= worst):
             return
-        record.shots.append(Shot(quality, chip, frame.index, frame.timestamp))
-        record.shots.sort(key=lambda s: s.quality, reverse=True)
-        del record.shots[shots.best_k :]
+        with self._records_lock:
+            kept = sorted(
+                [*record.shots, Shot(quality, chip, frame.index, frame.timestamp)],
+                key=lambda s: s.quality,
+                reverse=True,
+            )
+            record.shots = kept[: shots.best_k]
         if record.shots[0].quality == quality:
             self._sink(
                 {
@@ -306,15 +315,22 @@ class FacePipeline:
             )
 
     def _end(self, track: Track, at: float) -> None:
-        record = self._records.pop(track.id, None)
+        with self._records_lock:
+            record = self._records.pop(track.id, None)
+            if record is not None:
+                self._ended[track.id] = record
+                while len(self._ended) > KEEP_ENDED:
+                    self._ended.popitem(last=False)
         if record is not None:
             self._worker.submit(record, at)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def current_shots(self, track_id: int) -> list[Shot]:
-        record = self._records.get(track_id)
-        return list(record.shots) if record else []
+    def shots(self, track_id: int) -> list[Shot]:
+        """The best shots of a live or recently ended track (any thread)."""
+        with self._records_lock:
+            record = self._records.get(track_id) or self._ended.get(track_id)
+            return list(record.shots) if record else []
 
     def finish(self) -> None:
         """End of stream: end every track and wait for their embeddings."""

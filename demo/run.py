@@ -1,0 +1,288 @@
+"""The whole system on this machine, twice over the same clip, then a summary.
+
+1. A fresh cloud database (embedded SQLite under var/demo), migrated; a region, a store, a
+   till and an entrance device created with the admin functions.
+2. `storesight-cloud serve` started as its own process (log: var/demo/logs/cloud.log).
+3. The kiosk service (capture, pipeline, binder, outbox, uplink, local receipt endpoint)
+   on the source: camera 0 if there is one, else a clip from the shared data, else SOURCE.
+4. A simulated POS posts a receipt to the till's local endpoint whenever a new customer has
+   stood at the counter for a moment. After the first pass the first customer joins the VIP
+   programme (with consent); the second pass over the same clip shows returning customers.
+5. A summary, also written to demo-summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from evaluation.data_paths import shared_data_dir
+from facelib.config import DetectorSettings, FaceLibSettings
+from facelib.logs import configure_logging
+from kiosk_app.events import EventCollector, JsonLinesWriter
+from kiosk_app.pipeline import FrameResult
+from kiosk_app.service import KioskService, ServiceConfig
+from kiosk_app.settings import KioskSettings
+
+DEMO_DIR = Path("var/demo")
+CATALOGUE = [
+    ("SKU-COFFEE", "Espresso beans 1kg", "coffee", "Roastery", "18.90"),
+    ("SKU-TEA", "Green tea", "tea", "Leafy", "6.50"),
+    ("SKU-MILK", "Oat milk", "dairy", "Oaty", "2.20"),
+    ("SKU-CHOC", "Dark chocolate", "sweets", "Cacao Co", "3.40"),
+    ("SKU-MUG", "Travel mug", "homeware", "Roastery", "14.00"),
+    ("SKU-CAKE", "Carrot cake", "bakery", "Crumb", "4.80"),
+]
+#: Consecutive frames a face must be the primary customer before the simulated POS scans.
+PRIMARY_FRAMES = 8
+
+
+def pick_source(given: str | None) -> str:
+    if given:
+        return given
+    if Path("/dev/video0").exists():
+        return "0"
+    clip = shared_data_dir() / "video" / "facenet-pytorch_video.mp4"
+    if clip.is_file():
+        return str(clip)
+    raise SystemExit("no camera and no clip in the shared data: run `make demo SOURCE=...`")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def setup_cloud(url: str) -> dict[str, str]:
+    from cloud_api import admin
+    from cloud_api.db.migrate import upgrade
+    from cloud_api.db.session import make_engine, session_factory, transaction
+
+    upgrade(url)
+    sessions = session_factory(make_engine(url))
+    with transaction(sessions) as session:
+        admin.create_region(session, "Demo region")
+        admin.create_store(session, "Demo region", "DEMO-1", "Demo store")
+        _, till = admin.create_device(session, "DEMO-1", "till", "till 1")
+        _, entrance = admin.create_device(session, "DEMO-1", "entrance", "door")
+    return {"till": till, "entrance": entrance}
+
+
+def start_cloud(url: str, port: int, logs: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "STORESIGHT_CLOUD_DATABASE_URL": url,
+        "STORESIGHT_CLOUD_INDEX_DIR": str(DEMO_DIR / "index"),
+        "STORESIGHT_LOG_JSON": "1",
+    }
+    log = (logs / "cloud.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cloud_api.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the cloud API exited; see {logs / 'cloud.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise SystemExit("the cloud API did not start within 120 s")
+
+
+class SimulatedPos:
+    """Posts a receipt for each new primary customer, like a cashier scanning a basket."""
+
+    def __init__(self, pass_no: int, seed: int) -> None:
+        self.url = ""
+        self.pass_no = pass_no
+        self._served: set[int] = set()
+        self._primary_frames: dict[int, int] = {}
+        self._rng = random.Random(seed)
+        self.posted = 0
+        self._lock = threading.Lock()
+
+    def on_frame(self, result: FrameResult) -> None:
+        primary = result.primary
+        if primary is None or not self.url:
+            self._primary_frames.clear()
+            return
+        # a cashier scans once the same customer has stood at the counter for a moment
+        count = self._primary_frames.get(primary.track_id, 0) + 1
+        self._primary_frames = {primary.track_id: count}
+        if count >= PRIMARY_FRAMES and primary.track_id not in self._served:
+            self._served.add(primary.track_id)
+            threading.Thread(target=self._post, args=(primary.track_id,), daemon=True).start()
+
+    def _post(self, track_id: int) -> None:
+        with self._lock:
+            self.posted += 1
+            number = f"P{self.pass_no}-{self.posted:04d}"
+            items = self._rng.sample(CATALOGUE, k=self._rng.randint(1, 3))
+        receipt = {
+            "number": number,
+            "scanned_at": datetime.now(UTC).isoformat(),
+            "items": [
+                {
+                    "sku": sku,
+                    "name": name,
+                    "category": category,
+                    "brand": brand,
+                    "quantity": self._rng.randint(1, 2),
+                    "unit_price": price,
+                }
+                for sku, name, category, brand, price in items
+            ],
+        }
+        httpx.post(self.url, json=receipt, timeout=10).raise_for_status()
+
+
+def kiosk_settings(source: str) -> KioskSettings:
+    # a clip of people walking up to the camera: full range and tiles find faces at 2-5 m
+    far = not source.isdigit()
+    detector = DetectorSettings(range="full", tile=far, tile_size=512)
+    face = FaceLibSettings(detector=detector, estimate_age_gender=False, embed=False)
+    return KioskSettings(face=face)
+
+
+def run_pass(
+    pass_no: int, source: str, cloud: str, keys: dict[str, str], events: EventCollector
+) -> None:
+    pos = SimulatedPos(pass_no, seed=pass_no)
+    writer = JsonLinesWriter(DEMO_DIR / "logs" / "kiosk-events.jsonl")
+
+    def sink(event: dict[str, Any]) -> None:
+        event = {"pass": pass_no, **event}
+        events(event)
+        writer(event)
+
+    config = ServiceConfig(
+        source=source,
+        cloud_url=cloud,
+        api_key=keys["till"],
+        device="till-1",
+        data_dir=DEMO_DIR / "kiosk",
+    )
+    service = KioskService(kiosk_settings(source), config, sink, on_frame=pos.on_frame)
+    service.start()
+    pos.url = service.receipts_url
+    print(f"pass {pass_no}: kiosk running on {source}; receipts at {service.receipts_url}")
+    live = source.isdigit()
+    service.source_ended.wait(timeout=60 if live else None)
+    time.sleep(0.5)  # receipts posted for the last frames
+    if not service.drain(timeout_s=60):
+        print("warning: some checkouts were still undelivered (the outbox keeps them)")
+    service.stop()
+    writer.close()
+
+
+def summary(events: EventCollector, cloud_url: str, keys: dict[str, str]) -> dict[str, Any]:
+    cards = events.of("vip_card")
+    queued = events.of("checkout_queued")
+    latencies = [c["latency_ms"] for c in cards if c["latency_ms"] is not None]
+    from cloud_api.db.models import Receipt
+    from cloud_api.db.session import make_engine, session_factory
+
+    sessions = session_factory(make_engine(cloud_url))
+    with sessions() as session:
+        stored = session.query(Receipt).count()
+    second = [c for c in cards if c["pass"] == 2]
+
+    def pct(values: list[float], q: float) -> float | None:
+        if not values:
+            return None
+        return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 1)
+
+    return {
+        "checkouts": len(queued),
+        "stored": stored,
+        "new": sum(c["status"] == "new" for c in cards),
+        "returning": sum(c["status"] == "returning" for c in cards),
+        "returning_second_pass": sum(c["status"] == "returning" for c in second),
+        "checkouts_second_pass": len(second),
+        "vips_recognised": sum(c["member"] for c in second),
+        "latency_p50_ms": pct(latencies, 50),
+        "latency_p95_ms": pct(latencies, 95),
+        "bytes_per_checkout": round(statistics.mean(q["bytes"] for q in queued)) if queued else 0,
+        "logs": str(DEMO_DIR / "logs"),
+    }
+
+
+def enrol_first_member(cloud: str, key: str, events: EventCollector) -> int | None:
+    cards = [c for c in events.of("vip_card") if c["customer_id"] is not None]
+    if not cards:
+        return None
+    customer = cards[0]["customer_id"]
+    response = httpx.put(
+        f"{cloud}/v1/customers/{customer}/membership",
+        json={"vip_number": "VIP-0001", "name": "Demo member", "level": "gold", "consent": True},
+        headers={"X-API-Key": key},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return int(customer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.run", description=__doc__)
+    parser.add_argument("--source", default=os.environ.get("SOURCE") or None)
+    parser.add_argument("--summary", type=Path, default=Path("demo-summary.json"))
+    parser.add_argument("--dir", type=Path, default=None, help="state and logs (var/demo)")
+    args = parser.parse_args(argv)
+    configure_logging()
+    global DEMO_DIR
+    if args.dir is not None:
+        DEMO_DIR = args.dir
+    source = pick_source(args.source)
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    (DEMO_DIR / "logs").mkdir(parents=True)
+    database = f"sqlite:///{DEMO_DIR / 'cloud.db'}"
+    keys = setup_cloud(database)
+    port = free_port()
+    cloud = f"http://127.0.0.1:{port}"
+    process = start_cloud(database, port, DEMO_DIR / "logs")
+    events = EventCollector()
+    try:
+        run_pass(1, source, cloud, keys, events)
+        member = enrol_first_member(cloud, keys["till"], events)
+        if member is not None:
+            print(f"customer {member} joined the VIP programme (consent given)")
+        run_pass(2, source, cloud, keys, events)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    figures = summary(events, database, keys)
+    args.summary.write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(len(k) for k in figures)
+    print("\nStoreSight demo summary")
+    for key, value in figures.items():
+        print(f"  {key:{width}}  {value}")
+    print(f"wrote {args.summary}; logs in {DEMO_DIR / 'logs'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

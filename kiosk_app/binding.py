@@ -1,0 +1,163 @@
+"""Bind the customer at the counter to a receipt.
+
+Every processed frame is remembered for `history_s` (track ids and roles with the kiosk's
+monotonic time). A receipt scanned at time T is bound to the track that was the primary
+customer in most frames of [T - window_s, T + grace_s] (the caller waits for the grace to
+pass); other tracks that stood in the counter zone then are its companions. What is sent is
+the best shots' descriptors (several shots of one visit vote in the cloud), the best shot as
+the 150x150 aligned chip in JPEG for age and gender, and the companions' descriptors. No
+face in the window makes an anonymous checkout; an opted-out customer's checkout carries no
+face data at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import cv2
+
+from contract import CheckoutRequest, Companion, Embedding, FaceCrop, Receipt
+from facelib.embedder import FaceEmbedder
+from facelib.types import RGBImage
+from kiosk_app.pipeline import FrameResult, Shot
+
+#: JPEG quality of the face crop: about 3-4 KB for a 150x150 chip.
+CROP_JPEG_QUALITY = 75
+MAX_COMPANIONS = 3
+#: Seconds before the scan in which the paying customer is looked for first.
+RECENT_S = 1.5
+#: Decimals sent per descriptor component: distances change by < 1e-4.
+DESCRIPTOR_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class _Seen:
+    at: float
+    roles: tuple[tuple[int, str], ...]  # (track id, role) of every detected confirmed face
+
+
+@dataclass(frozen=True)
+class Binding:
+    request: CheckoutRequest
+    primary_track: int | None
+    companion_tracks: list[int]
+
+
+def idempotency_key(device: str, receipt: Receipt) -> str:
+    """Stable for one receipt: a POS that sends the same receipt twice sends one checkout."""
+    millis = int(receipt.scanned_at.timestamp() * 1000)
+    safe = "".join(c if c.isalnum() or c in "-." else "-" for c in receipt.number)
+    return f"{device}:{safe}:{millis}"
+
+
+def encode_crop(chip: RGBImage) -> FaceCrop:
+    ok, jpeg = cv2.imencode(
+        ".jpg", cv2.cvtColor(chip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY]
+    )
+    if not ok:
+        raise ValueError("the face chip could not be encoded as JPEG")
+    return FaceCrop(jpeg_base64=base64.b64encode(jpeg.tobytes()).decode("ascii"))
+
+
+class CheckoutBinder:
+    def __init__(
+        self,
+        shots: Callable[[int], list[Shot]],
+        embedder: FaceEmbedder,
+        *,
+        device: str,
+        window_s: float = 10.0,
+        grace_s: float = 1.0,
+        history_s: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._shots = shots
+        self._embedder = embedder
+        self._embed_lock = threading.Lock()
+        self.device = device
+        self.window_s = window_s
+        self.grace_s = grace_s
+        self._history_s = history_s
+        self._clock = clock
+        self._seen: deque[_Seen] = deque()
+        self._lock = threading.Lock()
+
+    def observe(self, result: FrameResult, at: float | None = None) -> None:
+        """Called for every processed frame (processing thread)."""
+        now = self._clock() if at is None else at
+        entry = _Seen(now, tuple((f.track_id, f.role) for f in result.faces if f.detected))
+        with self._lock:
+            self._seen.append(entry)
+            while self._seen and self._seen[0].at < now - self._history_s:
+                self._seen.popleft()
+
+    def who(self, at: float) -> tuple[int | None, list[int]]:
+        """(primary track, companion tracks) around time `at`.
+
+        The customer paying is the one at the counter when the receipt is scanned: the track
+        that was primary in most frames of the last `RECENT_S` before `at` (to `at` + grace);
+        only when nobody was, the most frequent primary of the whole window.
+        """
+        start, end = at - self.window_s, at + self.grace_s
+        primary: Counter[int] = Counter()
+        recent: Counter[int] = Counter()
+        companions: Counter[int] = Counter()
+        with self._lock:
+            window = [s for s in self._seen if start <= s.at <= end]
+        for seen in window:
+            for track_id, role in seen.roles:
+                if role == "primary":
+                    primary[track_id] += 1
+                    if seen.at >= at - RECENT_S:
+                        recent[track_id] += 1
+                elif role == "companion":
+                    companions[track_id] += 1
+        ranked = recent or primary
+        chosen = ranked.most_common(1)[0][0] if ranked else None
+        others = [t for t, _ in companions.most_common() if t != chosen]
+        others += [t for t, _ in primary.most_common() if t not in (chosen, *others)]
+        return chosen, others[:MAX_COMPANIONS]
+
+    def bind(self, receipt: Receipt, at: float, *, opt_out: bool = False) -> Binding:
+        request_base = {
+            "idempotency_key": idempotency_key(self.device, receipt),
+            "captured_at": datetime.now(UTC),
+            "receipt": receipt,
+        }
+        if opt_out:
+            return Binding(CheckoutRequest(**request_base), None, [])
+        primary, companions = self.who(at)
+        embeddings: list[Embedding] = []
+        crop: FaceCrop | None = None
+        if primary is not None:
+            shots = self._shots(primary)
+            embeddings = self._embed(shots)
+            crop = encode_crop(shots[0].chip) if shots else None
+        companion_bodies = []
+        for track_id in companions:  # their best shot only, and no crop: a lighter upload
+            shots = self._shots(track_id)[:1]
+            if shots:
+                companion_bodies.append(Companion(embeddings=self._embed(shots)))
+        request = CheckoutRequest(
+            **request_base, embeddings=embeddings, face_crop=crop, companions=companion_bodies
+        )
+        return Binding(request, primary if embeddings else None, companions)
+
+    def _embed(self, shots: list[Shot]) -> list[Embedding]:
+        if not shots:
+            return []
+        with self._embed_lock:
+            vectors = self._embedder.embed([s.chip for s in shots])
+        return [
+            Embedding(
+                vector=[round(float(v), DESCRIPTOR_DECIMALS) for v in vector],
+                quality=round(s.quality, 4),
+            )
+            for vector, s in zip(vectors, shots, strict=True)
+        ]

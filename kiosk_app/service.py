@@ -1,0 +1,252 @@
+"""The till's background service: camera → pipeline → binder, receipts in, checkouts out.
+
+Threads: capture (its own), processing (detect, track, observe who stands at the counter),
+binding (waits out each receipt's grace period, binds, puts the checkout in the outbox),
+the uplink (delivers the outbox in order), and the receipt inputs (local HTTP endpoint, export
+folder). Nothing the camera side does can block a receipt, and nothing the network does can
+block the camera side: the outbox sits between them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from contract import CheckoutResponse, Receipt
+from facelib.embedder import FaceEmbedder
+from kiosk_app.binding import CheckoutBinder
+from kiosk_app.capture import CaptureThread
+from kiosk_app.events import EventSink
+from kiosk_app.outbox import Outbox, OutboxItem
+from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
+from kiosk_app.receipts import ExportFolderWatcher, LocalReceiptServer, ReceiptIntake
+from kiosk_app.runner import TimedSource
+from kiosk_app.settings import KioskSettings
+from kiosk_app.sources import open_source
+from models.store import ModelStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ServiceConfig:
+    source: str
+    cloud_url: str
+    api_key: str
+    device: str
+    data_dir: Path
+    receipts_port: int = 0
+    export_folder: Path | None = None
+    resize: tuple[int, int] | None = None
+    window_s: float = 10.0
+    grace_s: float = 0.0
+    opt_out: Callable[[Receipt], bool] = field(default=lambda receipt: False)
+
+
+@dataclass(order=True)
+class _Pending:
+    due: float
+    received: float = field(compare=False)
+    receipt: Receipt = field(compare=False)
+    source: str = field(compare=False)
+
+
+class KioskService:
+    def __init__(
+        self,
+        settings: KioskSettings,
+        config: ServiceConfig,
+        sink: EventSink,
+        *,
+        store: ModelStore | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
+    ) -> None:
+        store = store if store is not None else ModelStore()
+        self.settings = settings
+        self.config = config
+        self._sink = sink
+        self._on_frame = on_frame
+        self.timer = StageTimer()
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pipeline = FacePipeline(settings, sink, store=store, timer=self.timer)
+        embedder = FaceEmbedder(
+            store, settings.face.runtime, flip_average=settings.face.recognition.flip_average
+        )
+        self.binder = CheckoutBinder(
+            self.pipeline.shots,
+            embedder,
+            device=config.device,
+            window_s=config.window_s,
+            grace_s=config.grace_s,
+        )
+        self.outbox = Outbox(config.data_dir / "outbox.sqlite3")
+        from kiosk_app.uplink import Uplink
+
+        self.uplink = Uplink(self.outbox, config.cloud_url, config.api_key, on_card=self._card)
+        self.intake = ReceiptIntake(config.data_dir / "dead-letter", self._receipt)
+        self.receipt_server = LocalReceiptServer(self.intake, port=config.receipts_port)
+        self.watcher = (
+            ExportFolderWatcher(self.intake, config.export_folder)
+            if config.export_folder is not None
+            else None
+        )
+        self._capture = CaptureThread(
+            TimedSource(open_source(config.source, resize=config.resize), self.timer),
+            queue_size=settings.queue_size,
+        )
+        self._pending: list[_Pending] = []
+        self._pending_cond = threading.Condition()
+        self._received: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._binding = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.frames = 0
+        self.source_ended = threading.Event()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def receipts_url(self) -> str:
+        return f"{self.receipt_server.url}/receipts"
+
+    def start(self) -> None:
+        self.uplink.start()
+        self.receipt_server.start()
+        if self.watcher is not None:
+            self.watcher.start()
+        self._capture.start()
+        for name, target in (("processing", self._process_loop), ("binding", self._bind_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("kiosk_service_started", receipts=self.receipts_url, device=self.config.device)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._pending_cond:
+            self._pending_cond.notify_all()
+        self._capture.stop()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.receipt_server.stop()
+        self.pipeline.finish()
+        self.uplink.stop()
+        self.outbox.close()
+        log.info("kiosk_service_stopped", frames=self.frames)
+
+    def _idle_binding(self) -> bool:
+        return not self._binding.is_set()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until every receipt received so far is bound and delivered (or dead)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._pending_cond:
+                pending = len(self._pending)
+            if pending == 0 and self.outbox.stats().pending == 0 and self._idle_binding():
+                return True
+            self.uplink.wake()
+            time.sleep(0.05)
+        return False
+
+    # ---- threads -------------------------------------------------------------------------
+
+    def _process_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self._capture.get(timeout=0.5)
+            except TimeoutError:
+                continue
+            except Exception:  # noqa: BLE001 - a broken source is logged; receipts still flow
+                log.exception("capture_failed")
+                break
+            if frame is None:
+                break
+            result = self.pipeline.process(frame)
+            self.binder.observe(result)
+            self.frames += 1
+            if self._on_frame is not None:
+                self._on_frame(result)
+        self.source_ended.set()
+
+    def _receipt(self, receipt: Receipt, source: str) -> None:
+        """A valid receipt from any input (their threads): bind it once the grace has passed."""
+        now = time.monotonic()
+        with self._pending_cond:
+            heapq.heappush(self._pending, _Pending(now + self.config.grace_s, now, receipt, source))
+            self._pending_cond.notify_all()
+        self._sink({"event": "receipt", "number": receipt.number, "source": source})
+
+    def _bind_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._pending_cond:
+                while not self._stop.is_set() and (
+                    not self._pending or self._pending[0].due > time.monotonic()
+                ):
+                    wait = self._pending[0].due - time.monotonic() if self._pending else None
+                    self._pending_cond.wait(timeout=wait if wait is None else max(0.0, wait))
+                if self._stop.is_set():
+                    return
+                item = heapq.heappop(self._pending)
+                self._binding.set()
+            try:
+                self._bind(item)
+            except Exception:  # noqa: BLE001 - one receipt must not stop the others
+                log.exception("binding_failed", receipt=item.receipt.number)
+            finally:
+                self._binding.clear()
+
+    def _bind(self, item: _Pending) -> None:
+        opt_out = self.config.opt_out(item.receipt)
+        binding = self.binder.bind(item.receipt, item.received, opt_out=opt_out)
+        key = binding.request.idempotency_key
+        self._received[key] = item.received
+        self.outbox.put(binding.request)
+        self.uplink.wake()
+        body = binding.request.model_dump_json()
+        self._sink(
+            {
+                "event": "checkout_queued",
+                "number": item.receipt.number,
+                "idempotency_key": key,
+                "track_id": binding.primary_track,
+                "companions": binding.companion_tracks,
+                "embeddings": len(binding.request.embeddings),
+                "opted_out": opt_out,
+                "bytes": len(body.encode()),
+            }
+        )
+
+    def _card(self, item: OutboxItem, response: CheckoutResponse) -> None:
+        received = self._received.pop(item.idempotency_key, None)
+        latency_ms = (time.monotonic() - received) * 1000 if received is not None else None
+        card = response.card
+        self._sink(
+            {
+                "event": "vip_card",
+                "idempotency_key": item.idempotency_key,
+                "receipt_id": response.receipt_id,
+                "customer_id": card.customer_id,
+                "status": card.status,
+                "visit_count": card.visit_count,
+                "member": card.member is not None,
+                "purchase_level": card.purchase_level,
+                "latency_ms": round(latency_ms, 1) if latency_ms is not None else None,
+            }
+        )
+        log.info(
+            "vip_card",
+            customer=card.customer_id,
+            status=card.status,
+            visits=card.visit_count,
+            level=card.purchase_level,
+            latency_ms=round(latency_ms, 1) if latency_ms is not None else None,
+        )

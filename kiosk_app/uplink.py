@@ -1,0 +1,340 @@
+"""The uplink: one thread that sends the outbox's checkouts to the cloud, in order.
+
+Each checkout is POSTed to ``{base_url}/v1/checkouts`` with the device's ``X-API-Key``,
+its body exactly as stored. What the answer decides:
+
+- 2xx: delivered; the cloud's CheckoutResponse is stored and handed to ``on_card``.
+- a timeout, a connection error, 5xx, 408, 425 or 429: retried with exponential backoff
+  (``backoff_initial_s`` doubling up to ``backoff_max_s``, +-10 % jitter, at least what a
+  Retry-After asks, up to the maximum), and the items behind it wait: delivery stays in
+  order. A resend is safe: the cloud answers a known idempotency key from its first record.
+- ``hold_statuses`` (by default 401, 403, 404, 405, 407 and any 3xx): the cloud refuses
+  this *device* or the URL is wrong (a bad or revoked API key, a wrong base URL), not this
+  checkout, so it is retried with backoff like an outage rather than dead-lettered: every
+  receipt would otherwise be declared dead one after another until staff requeued them
+  all. It goes on by itself once the configuration is fixed.
+- any other 4xx (422 a body the cloud rejects, 400, 409, 413, ...): the item is dead
+  (kept in the outbox with the ErrorBody's detail, for staff), and the next one goes on.
+
+Every outcome is one structured log line with the outbox depth; the API key and the body
+(face descriptors) are never logged. The thread never raises: an unexpected error is logged
+and retried after a pause. `stop()` returns promptly, also during a backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Collection
+from email.utils import parsedate_to_datetime
+
+import httpx
+import structlog
+from pydantic import ValidationError
+
+from contract import CheckoutResponse, ErrorBody
+from kiosk_app.outbox import Outbox, OutboxItem
+
+__all__ = ["CardCallback", "Uplink", "DEFAULT_TIMEOUT", "DEFAULT_HOLD_STATUSES"]
+
+log = structlog.get_logger(__name__)
+
+CardCallback = Callable[[OutboxItem, CheckoutResponse], None]
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=5.0, pool=2.0)
+#: the device's credentials or the URL are wrong, not the checkout: hold, do not dead-letter
+DEFAULT_HOLD_STATUSES: frozenset[int] = frozenset({401, 403, 404, 405, 407})
+#: the cloud cannot take it right now
+RETRY_STATUSES: frozenset[int] = frozenset({408, 425, 429})
+_MAX_ERROR_CHARS = 2000
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The ErrorBody's detail (with its field messages), else the start of the body."""
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        text = response.text.strip() or response.reason_phrase
+        return f"HTTP {response.status_code}: {text}"[:_MAX_ERROR_CHARS]
+    detail = f"{body.error}: {body.detail}"
+    if body.fields:
+        detail += " (" + "; ".join(f"{f.field}: {f.message}" for f in body.fields) + ")"
+    return detail[:_MAX_ERROR_CHARS]
+
+
+def _retry_after_s(response: httpx.Response, now: float) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+class Uplink:
+    """Delivers the outbox to the cloud from a background thread (see the module docstring).
+
+    ``deliver_once()`` does one step synchronously (for tests, or a caller's own loop);
+    ``start()`` runs steps in a daemon thread until ``stop()``. Call ``wake()`` after
+    `Outbox.put` so the new checkout goes at once rather than at the next poll.
+    ``clock`` (wall-clock seconds, as the outbox stores) and ``rng`` may be injected.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        on_card: CardCallback | None = None,
+        transport: httpx.BaseTransport | None = None,
+        poll_interval_s: float = 1.0,
+        jitter: float = 0.1,
+        hold_statuses: Collection[int] = DEFAULT_HOLD_STATUSES,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 0 < backoff_initial_s <= backoff_max_s:
+            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError("jitter must be in [0, 1)")
+        if poll_interval_s <= 0:
+            raise ValueError("poll_interval_s must be positive")
+        self.outbox = outbox
+        self.url = base_url.rstrip("/") + "/v1/checkouts"
+        self._api_key = api_key
+        self._timeout = timeout
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.poll_interval_s = poll_interval_s
+        self.jitter = jitter
+        self.hold_statuses = frozenset(hold_statuses)
+        self._on_card = on_card
+        self._transport = transport
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._client: httpx.Client | None = None
+        self._step_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the delivery loop in a daemon thread (no-op when it already runs)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="storesight-uplink", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the outbox now (after a put) instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 15.0) -> bool:
+        """Stop the thread: at once when it waits, after the request in flight otherwise
+        (bounded by the HTTP timeout). True when the thread has ended within `timeout_s`."""
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("uplink_stop_timed_out", waited_s=timeout_s)
+                return False
+            self._thread = None
+        with self._step_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        log.info("uplink_started", url=self.url, depth=self._depth())
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                if self.deliver_once():
+                    failures = 0
+                    continue  # the next one at once (or its backoff, computed below)
+                wait = self._idle_wait_s()
+                failures = 0
+            except Exception:  # never out of the thread: the outbox keeps everything
+                failures = min(failures + 1, 60)
+                wait = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** (failures - 1))
+                log.exception("uplink_error", retry_in_s=round(wait, 3))
+            self._wake.wait(wait)
+        log.info("uplink_stopped", depth=self._depth())
+
+    def _idle_wait_s(self) -> float:
+        """Until the head item is due, at most one poll interval (other processes may put)."""
+        head = self.outbox.head()
+        if head is None:
+            return self.poll_interval_s
+        return min(self.poll_interval_s, max(0.0, head.next_attempt_at - self._clock()))
+
+    # --- one step ------------------------------------------------------------------------
+
+    def deliver_once(self) -> bool:
+        """Attempt the oldest pending checkout if it is due; False when none was due.
+
+        Returns True after any attempt, whatever its outcome (delivered, retry, dead).
+        Outbox (disk) errors propagate; HTTP failures never do.
+        """
+        with self._step_lock:
+            now = self._clock()
+            item = self.outbox.next_due(now)
+            if item is None:
+                head = self.outbox.head()
+                # A retry time far beyond any backoff means the wall clock stepped back:
+                # do not sit on the queue for that long.
+                if head is None or head.next_attempt_at - now <= 2 * self.backoff_max_s:
+                    return False
+                item = head
+            self._attempt(item)
+            return True
+
+    def _client_for_step(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                timeout=self._timeout,
+                transport=self._transport,
+                headers={"X-API-Key": self._api_key, "Content-Type": "application/json"},
+            )
+        return self._client
+
+    def _attempt(self, item: OutboxItem) -> None:
+        if item.body is None:  # cannot happen for a pending item; never send an empty body
+            self.outbox.mark_dead(item.id, 0, "the stored body is missing")
+            return
+        started = time.perf_counter()
+        try:
+            response = self._client_for_step().post(self.url, content=item.body.encode())
+        except httpx.HTTPError as error:
+            reason = f"{type(error).__name__}: {error}".rstrip(": ")
+            self._retry(item, reason, None, None)
+            return
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        status = response.status_code
+        if 200 <= status < 300:
+            self._delivered(item, response, latency_ms)
+        elif status in RETRY_STATUSES or status >= 500:
+            self._retry(item, _error_detail(response), status, response)
+        elif status in self.hold_statuses or 300 <= status < 400:
+            self._retry(item, _error_detail(response), status, response, held=True)
+        elif 400 <= status < 500:
+            self._dead(item, status, _error_detail(response))
+        else:  # 1xx as a final answer: not a real server
+            self._retry(item, f"unexpected HTTP status {status}", status, response)
+
+    def _delivered(self, item: OutboxItem, response: httpx.Response, latency_ms: float) -> None:
+        try:
+            answer: CheckoutResponse | None = CheckoutResponse.model_validate_json(response.content)
+        except ValidationError as error:
+            # The cloud has stored it (2xx): resending would replay the same answer forever.
+            answer = None
+            log.error(
+                "checkout_response_unreadable",
+                item=item.id,
+                key=item.idempotency_key,
+                error=str(error).splitlines()[0],
+            )
+        self.outbox.mark_delivered(item.id, answer, latency_ms)
+        log.info(
+            "checkout_delivered",
+            item=item.id,
+            key=item.idempotency_key,
+            receipt_number=item.receipt_number,
+            receipt_id=answer.receipt_id if answer else None,
+            status=response.status_code,
+            latency_ms=round(latency_ms, 1),
+            attempts=item.attempts + 1,
+            depth=self._depth(),
+        )
+        if answer is None:
+            return
+        card = answer.card
+        log.info(
+            "vip_card",
+            item=item.id,
+            receipt_id=answer.receipt_id,
+            customer_id=card.customer_id,
+            status=card.status,
+            visit_count=card.visit_count,
+            purchase_level=card.purchase_level,
+            member=card.member is not None,
+            companions=len(answer.companions),
+        )
+        if self._on_card is not None:
+            try:
+                self._on_card(item, answer)
+            except Exception:  # the receipt is delivered whatever the screen does
+                log.exception("on_card_failed", item=item.id)
+
+    def backoff_s(self, attempt: int) -> float:
+        """The wait after the `attempt`-th failure (1-based), with jitter, at most the max."""
+        doublings = min(max(0, attempt - 1), 60)  # 2.0**n overflows for a long outage
+        base = min(self.backoff_max_s, self.backoff_initial_s * 2.0**doublings)
+        spread = self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+        return min(self.backoff_max_s, base * (1.0 + spread))
+
+    def _retry(
+        self,
+        item: OutboxItem,
+        error: str,
+        status: int | None,
+        response: httpx.Response | None,
+        *,
+        held: bool = False,
+    ) -> None:
+        now = self._clock()
+        attempt = item.attempts + 1
+        delay = self.backoff_s(attempt)
+        asked = _retry_after_s(response, now) if response is not None else None
+        if asked is not None:
+            delay = min(self.backoff_max_s, max(delay, asked))
+        self.outbox.mark_retry(item.id, error, now + delay, status=status)
+        (log.error if held else log.warning)(
+            "checkout_held" if held else "checkout_retry",
+            item=item.id,
+            key=item.idempotency_key,
+            status=status,
+            error=error,
+            attempt=attempt,
+            retry_in_s=round(delay, 3),
+            depth=self._depth(),
+        )
+
+    def _dead(self, item: OutboxItem, status: int, error: str) -> None:
+        self.outbox.mark_dead(item.id, status, error)
+        log.error(
+            "checkout_dead",
+            item=item.id,
+            key=item.idempotency_key,
+            receipt_number=item.receipt_number,
+            status=status,
+            error=error,
+            attempts=item.attempts + 1,
+            depth=self._depth(),
+        )
+
+    def _depth(self) -> int | None:
+        try:
+            return self.outbox.depth()
+        except Exception:  # only for a log line
+            return None
