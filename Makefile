@@ -32,6 +32,7 @@ eval: models
 bench: models
 	$(BIN)/python bench/embedder.py --json bench-embedder.json
 	$(BIN)/python bench/kiosk_pipeline.py --json bench-kiosk.json
+	$(BIN)/python bench/checkout_latency.py --json bench-checkout.json
 	$(BIN)/python bench/recognition.py --json bench-recognition.json
 
 $(INSTALLED): pyproject.toml
