@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.kiosk_pipeline import SIZE_640, reencode  # noqa: E402
-from demo.run import CATALOGUE, free_port, setup_cloud, start_cloud  # noqa: E402
+from demo.run import CATALOGUE, free_port, receipt_body, setup_cloud, start_cloud  # noqa: E402
 from evaluation.data_paths import shared_data_dir  # noqa: E402
 from evaluation.tables import format_table  # noqa: E402
 from facelib.config import DetectorSettings, FaceLibSettings  # noqa: E402
@@ -94,21 +93,7 @@ def enrol_synthetic(url: str, count: int, seed: int = 0) -> None:
 
 
 def receipt(number: str) -> dict[str, Any]:
-    sku, name, category, brand, price = CATALOGUE[hash(number) % len(CATALOGUE)]
-    return {
-        "number": number,
-        "scanned_at": datetime.now(UTC).isoformat(),
-        "items": [
-            {
-                "sku": sku,
-                "name": name,
-                "category": category,
-                "brand": brand,
-                "quantity": 1,
-                "unit_price": price,
-            }
-        ],
-    }
+    return receipt_body(number, [(CATALOGUE[hash(number) % len(CATALOGUE)], 1)])
 
 
 def pct(values: list[float], q: int) -> float:

@@ -113,6 +113,27 @@ def start_cloud(url: str, port: int, logs: Path) -> subprocess.Popen[bytes]:
     raise SystemExit("the cloud API did not start within 120 s")
 
 
+def receipt_body(
+    number: str, basket: list[tuple[tuple[str, str, str, str, str], int]]
+) -> dict[str, Any]:
+    """A POS receipt as JSON: (catalogue row, quantity) per line."""
+    return {
+        "number": number,
+        "scanned_at": datetime.now(UTC).isoformat(),
+        "items": [
+            {
+                "sku": sku,
+                "name": name,
+                "category": category,
+                "brand": brand,
+                "quantity": quantity,
+                "unit_price": price,
+            }
+            for (sku, name, category, brand, price), quantity in basket
+        ],
+    }
+
+
 class SimulatedPos:
     """Posts a receipt for each new primary customer, like a cashier scanning a basket."""
 
@@ -142,21 +163,8 @@ class SimulatedPos:
             self.posted += 1
             number = f"P{self.pass_no}-{self.posted:04d}"
             items = self._rng.sample(CATALOGUE, k=self._rng.randint(1, 3))
-        receipt = {
-            "number": number,
-            "scanned_at": datetime.now(UTC).isoformat(),
-            "items": [
-                {
-                    "sku": sku,
-                    "name": name,
-                    "category": category,
-                    "brand": brand,
-                    "quantity": self._rng.randint(1, 2),
-                    "unit_price": price,
-                }
-                for sku, name, category, brand, price in items
-            ],
-        }
+            basket = [(item, self._rng.randint(1, 2)) for item in items]
+        receipt = receipt_body(number, basket)
         httpx.post(self.url, json=receipt, timeout=10).raise_for_status()
 
 

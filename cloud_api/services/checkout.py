@@ -7,6 +7,7 @@ constraint decides and the loser reads the winner's answer).
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -108,19 +109,8 @@ def _record(
     session.flush()  # ids for the receipt and the customer
     if customer is not None:
         receipt.customer_id = customer.id
-        customer.visit_count += 1
         customer.lifetime_spend = (customer.lifetime_spend or Decimal(0)) + receipt.total
-        customer.last_seen_at = now
-        session.add(
-            Visit(
-                customer_id=customer.id,
-                store_id=caller.store_id,
-                device_id=caller.device_id,
-                kind="checkout",
-                receipt_id=receipt.id,
-                at=receipt_data.scanned_at,
-            )
-        )
+        _count_visit(session, caller, customer, "checkout", receipt.id, receipt_data.scanned_at)
         session.flush()
         card = build_card(
             session,
@@ -134,7 +124,8 @@ def _record(
         card = unidentified_card(demographics)
 
     companions = [
-        _companion(session, services, caller, c, receipt.id, now) for c in request.companions
+        _companion(session, services, caller, c, receipt.id, receipt_data.scanned_at, now)
+        for c in request.companions
     ]
     answer = CheckoutResponse(receipt_id=receipt.id, card=card, companions=companions)
     receipt.response = answer.model_dump(mode="json")
@@ -221,7 +212,8 @@ def _companion(
     caller: Caller,
     companion: Companion,
     receipt_id: int,
-    now: Any,
+    at: datetime,
+    now: datetime,
 ) -> CompanionResult:
     demographics = services.estimate(companion.face_crop)
     customer, status, _ = _resolve(
@@ -229,19 +221,25 @@ def _companion(
     )
     if customer is None:
         return CompanionResult(customer_id=None, status="unidentified")
+    _count_visit(session, caller, customer, "companion", receipt_id, at)
+    return CompanionResult(customer_id=customer.id, status=status)
+
+
+def _count_visit(
+    session: Session, caller: Caller, customer: Customer, kind: str, receipt_id: int, at: datetime
+) -> None:
     customer.visit_count += 1
-    customer.last_seen_at = now
+    customer.last_seen_at = utcnow()
     session.add(
         Visit(
             customer_id=customer.id,
             store_id=caller.store_id,
             device_id=caller.device_id,
-            kind="companion",
+            kind=kind,
             receipt_id=receipt_id,
-            at=now,
+            at=at,
         )
     )
-    return CompanionResult(customer_id=customer.id, status=status)
 
 
 def _remember_products(session: Session, request: CheckoutRequest) -> None:
