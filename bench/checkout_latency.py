@@ -6,7 +6,8 @@
    (random unit-norm vectors: strangers to every face in the clip), then `storesight-cloud
    serve` as its own process, which loads them into its recognition engine.
 2. The kiosk service (real capture, pipeline, binder, outbox, uplink) on the shared clip
-   re-encoded at 640x480 and played forwards and backwards; a POS posts a receipt to the
+   re-encoded at 640x480, played forwards and backwards at its own 25 fps as a camera would
+   deliver it; a POS posts a receipt to the
    till's local endpoint every `--interval` seconds.
 3. Latency = from the receipt's arrival at the local endpoint to the VIP card back at the
    kiosk. The reference, measured in the same run, is the cloud alone: the same checkout
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             api_key=keys["till"],
             device="till-1",
             data_dir=root / "kiosk",
+            realtime=True,  # frames at the clip's 25 fps, as a till camera delivers them
         )
         service = KioskService(KioskSettings(face=face), config, events)
         sent: list[dict[str, Any]] = []

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import cv2
+import numpy as np
+from numpy.typing import NDArray
 
 from contract import CheckoutRequest, Companion, Embedding, FaceCrop, Receipt
-from facelib.embedder import FaceEmbedder
 from facelib.types import RGBImage
 from kiosk_app.pipeline import FrameResult, Shot
 
@@ -69,7 +70,7 @@ class CheckoutBinder:
     def __init__(
         self,
         shots: Callable[[int], list[Shot]],
-        embedder: FaceEmbedder,
+        describe: Callable[[list[Shot]], list[NDArray[np.float32]]],
         *,
         device: str,
         window_s: float = 10.0,
@@ -78,8 +79,7 @@ class CheckoutBinder:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._shots = shots
-        self._embedder = embedder
-        self._embed_lock = threading.Lock()
+        self._describe = describe
         self.device = device
         self.window_s = window_s
         self.grace_s = grace_s
@@ -152,8 +152,7 @@ class CheckoutBinder:
     def _embed(self, shots: list[Shot]) -> list[Embedding]:
         if not shots:
             return []
-        with self._embed_lock:
-            vectors = self._embedder.embed([s.chip for s in shots])
+        vectors = self._describe(shots)
         return [
             Embedding(
                 vector=[round(float(v), DESCRIPTOR_DECIMALS) for v in vector],

@@ -38,12 +38,15 @@ STAGES = ("decode", "detect", "track", "align", "embed")
 KEEP_ENDED = 256
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Shot:
     quality: float
     chip: RGBImage
     frame_index: int
     timestamp: float
+    #: filled in the background as soon as the shot is among a track's best, so a checkout
+    #: bound a moment later finds it ready
+    descriptor: NDArray[np.float32] | None = None
 
 
 @dataclass
@@ -109,19 +112,38 @@ def weighted_descriptor(
     return np.asarray((descriptors * w[:, None]).sum(axis=0), dtype=np.float32)
 
 
+_Job = tuple[TrackRecord, float] | Shot
+
+
 class _EmbedWorker:
-    """Embeds the best shots of ended tracks on its own thread, in batches."""
+    """Embeds new best shots, and finishes ended tracks, on its own thread, in batches."""
 
     def __init__(self, embedder: FaceEmbedder, sink: EventSink, timer: StageTimer) -> None:
         self._embedder = embedder
+        self._lock = threading.Lock()  # the binder embeds through `describe` too
         self._sink = sink
         self._timer = timer
-        self._queue: queue.Queue[tuple[TrackRecord, float] | None] = queue.Queue()
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="embed-worker", daemon=True)
         self._thread.start()
 
     def submit(self, record: TrackRecord, ended_at: float) -> None:
         self._queue.put((record, ended_at))
+
+    def submit_shot(self, shot: Shot) -> None:
+        self._queue.put(shot)
+
+    def describe(self, shots: list[Shot]) -> list[NDArray[np.float32]]:
+        """Descriptors of `shots`, embedding (in one batch) those not done yet."""
+        missing = [s for s in shots if s.descriptor is None]
+        if missing:
+            started = time.perf_counter()
+            with self._lock:
+                vectors = self._embedder.embed([s.chip for s in missing])
+            self._timer.add("embed", time.perf_counter() - started, len(missing))
+            for shot, vector in zip(missing, vectors, strict=True):
+                shot.descriptor = vector
+        return [s.descriptor for s in shots if s.descriptor is not None]
 
     def close(self) -> None:
         self._queue.put(None)
@@ -145,23 +167,22 @@ class _EmbedWorker:
             try:
                 self._embed(batch)
             except Exception:  # noqa: BLE001 - a failed batch must not stop the worker
-                log.exception("embedding_failed", tracks=[r.track_id for r, _ in batch])
+                log.exception("embedding_failed", jobs=len(batch))
 
-    def _embed(self, batch: list[tuple[TrackRecord, float]]) -> None:
-        chips = [s.chip for record, _ in batch for s in record.shots]
-        started = time.perf_counter()
-        descriptors = self._embedder.embed(chips) if chips else np.zeros((0, 128), np.float32)
-        self._timer.add("embed", time.perf_counter() - started, len(chips))
-        offset = 0
-        for record, ended_at in batch:
-            n = len(record.shots)
+    def _embed(self, batch: list[_Job]) -> None:
+        tracks = [job for job in batch if isinstance(job, tuple)]
+        shots = [job for job in batch if isinstance(job, Shot)]
+        shots += [s for record, _ in tracks for s in record.shots]
+        self.describe(shots)
+        for record, ended_at in tracks:
             event = _ended_event(record, ended_at)
-            if n:
+            described = [s for s in record.shots if s.descriptor is not None]
+            if described:
                 mean = weighted_descriptor(
-                    descriptors[offset : offset + n], [s.quality for s in record.shots]
+                    np.stack([s.descriptor for s in described if s.descriptor is not None]),
+                    [s.quality for s in described],
                 )
                 event["embedding"] = [round(float(v), 6) for v in mean]
-            offset += n
             self._sink(event)
 
 
@@ -296,13 +317,16 @@ class FacePipeline:
         self.timer.add("align", time.perf_counter() - started)
         if quality < shots.min_quality or (full and quality <= worst):
             return
+        shot = Shot(quality, chip, frame.index, frame.timestamp)
         with self._records_lock:
             kept = sorted(
-                [*record.shots, Shot(quality, chip, frame.index, frame.timestamp)],
+                [*record.shots, shot],
                 key=lambda s: s.quality,
                 reverse=True,
             )
             record.shots = kept[: shots.best_k]
+        if shot in record.shots:
+            self._worker.submit_shot(shot)
         if record.shots[0].quality == quality:
             self._sink(
                 {
@@ -325,6 +349,10 @@ class FacePipeline:
             self._worker.submit(record, at)
 
     # ---- lifecycle -----------------------------------------------------------------------
+
+    def describe(self, shots: list[Shot]) -> list[NDArray[np.float32]]:
+        """Descriptors of shots (any thread): precomputed ones at once, the rest now."""
+        return self._worker.describe(shots)
 
     def shots(self, track_id: int) -> list[Shot]:
         """The best shots of a live or recently ended track (any thread)."""

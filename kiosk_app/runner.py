@@ -43,6 +43,39 @@ class TimedSource:
         self._inner.close()
 
 
+class PacedSource:
+    """Plays a file at its own frame rate, as a camera would deliver it (demos, benchmarks).
+
+    Without pacing a file is read as fast as the pipeline takes frames, which no camera does.
+    """
+
+    def __init__(self, inner: FrameSource) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.live = inner.live
+        self._start: float | None = None
+        self._first_ts = 0.0
+
+    def open(self) -> None:
+        self._inner.open()
+        self._start = None
+
+    def read(self) -> Frame | None:
+        frame = self._inner.read()
+        if frame is None:
+            return None
+        if self._start is None:
+            self._start, self._first_ts = time.monotonic(), frame.timestamp
+        due = self._start + (frame.timestamp - self._first_ts)
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        return frame
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 @dataclass(frozen=True)
 class RunReport:
     frames: int

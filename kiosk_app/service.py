@@ -19,16 +19,15 @@ from pathlib import Path
 import structlog
 
 from contract import CheckoutResponse, Receipt
-from facelib.embedder import FaceEmbedder
 from kiosk_app.binding import CheckoutBinder
 from kiosk_app.capture import CaptureThread
 from kiosk_app.events import EventSink
 from kiosk_app.outbox import Outbox, OutboxItem
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts import ExportFolderWatcher, LocalReceiptServer, ReceiptIntake
-from kiosk_app.runner import TimedSource
+from kiosk_app.runner import PacedSource, TimedSource
 from kiosk_app.settings import KioskSettings
-from kiosk_app.sources import open_source
+from kiosk_app.sources import FrameSource, open_source
 from models.store import ModelStore
 
 log = structlog.get_logger(__name__)
@@ -46,6 +45,8 @@ class ServiceConfig:
     resize: tuple[int, int] | None = None
     window_s: float = 10.0
     grace_s: float = 0.0
+    #: play a video file at its own frame rate, as a camera delivers frames
+    realtime: bool = False
     opt_out: Callable[[Receipt], bool] = field(default=lambda receipt: False)
 
 
@@ -75,12 +76,9 @@ class KioskService:
         self.timer = StageTimer()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.pipeline = FacePipeline(settings, sink, store=store, timer=self.timer)
-        embedder = FaceEmbedder(
-            store, settings.face.runtime, flip_average=settings.face.recognition.flip_average
-        )
         self.binder = CheckoutBinder(
             self.pipeline.shots,
-            embedder,
+            self.pipeline.describe,
             device=config.device,
             window_s=config.window_s,
             grace_s=config.grace_s,
@@ -96,9 +94,11 @@ class KioskService:
             if config.export_folder is not None
             else None
         )
+        source: FrameSource = open_source(config.source, resize=config.resize)
+        if config.realtime and not source.live:
+            source = PacedSource(source)
         self._capture = CaptureThread(
-            TimedSource(open_source(config.source, resize=config.resize), self.timer),
-            queue_size=settings.queue_size,
+            TimedSource(source, self.timer), queue_size=settings.queue_size
         )
         self._pending: list[_Pending] = []
         self._pending_cond = threading.Condition()

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -102,6 +103,11 @@ def start_services(settings: CloudSettings) -> Services:
         sessions, threshold=settings.identify_threshold, index_dir=process_index_dir(settings)
     )
     recognizer.load()
+    if recognizer.engine.rebuild_due():
+        # build the indexes before serving: a first rebuild under load would slow requests
+        started = time.perf_counter()
+        recognizer.engine.rebuild()
+        log.info("index_built_at_start", seconds=round(time.perf_counter() - started, 1))
     demographics = None
     if settings.estimate_demographics:
         from cloud_api.services.demographics import DemographicsEstimator
