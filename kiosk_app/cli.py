@@ -15,6 +15,8 @@ from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.errors import FaceLibError
 from facelib.logs import configure_logging
 from facelib.types import FaceAnalysis, RGBImage
+from kiosk_app.events import JsonLinesWriter
+from kiosk_app.settings import KioskSettings
 from kiosk_app.sources import SourceError
 from models.errors import ModelError
 
@@ -49,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--tile-size", type=int, default=None, help="tile side in pixels")
     run.add_argument("--resize", default=None, help="WIDTHxHEIGHT to scale frames to")
     run.add_argument("--max-frames", type=int, default=None)
+    run.add_argument("--cloud-url", default=None, help="connect to the cloud API (with --api-key)")
+    run.add_argument("--api-key", default=None, help="this device's key (storesight-cloud admin)")
+    run.add_argument("--device", default="kiosk", help="device name used in idempotency keys")
+    run.add_argument(
+        "--data-dir", type=Path, default=Path("var/kiosk"), help="outbox and dead letters"
+    )
+    run.add_argument("--receipts-port", type=int, default=8710, help="local POS endpoint port")
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -63,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from kiosk_app.events import JsonLinesWriter
     from kiosk_app.runner import run
-    from kiosk_app.settings import KioskSettings
 
     if not args.headless:
         raise ValueError(
@@ -90,6 +98,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     resize = _size(args.resize) if args.resize else None
     sink = JsonLinesWriter(args.events if args.events else sys.stdout)
+    if args.cloud_url or args.api_key:
+        try:
+            return _serve(args, settings, sink, resize)
+        finally:
+            sink.close()
     try:
         report = run(args.source, settings, sink, resize=resize, max_frames=args.max_frames)
     finally:
@@ -99,6 +112,46 @@ def _run(args: argparse.Namespace) -> int:
         f"{report.capture.dropped} dropped, {report.capture.reconnects} reconnects",
         file=sys.stderr,
     )
+    return 0
+
+
+def _serve(
+    args: argparse.Namespace,
+    settings: KioskSettings,
+    sink: JsonLinesWriter,
+    resize: tuple[int, int] | None,
+) -> int:
+    """The connected kiosk: receipts in and checkouts out (till), or sightings (entrance)."""
+    import signal
+    import threading
+
+    from kiosk_app.service import KioskService, ServiceConfig
+
+    if not (args.cloud_url and args.api_key):
+        raise ValueError("give both --cloud-url and --api-key to connect to the cloud")
+    config = ServiceConfig(
+        source=args.source,
+        cloud_url=args.cloud_url,
+        api_key=args.api_key,
+        device=args.device,
+        data_dir=args.data_dir,
+        receipts_port=args.receipts_port,
+        resize=resize,
+    )
+    service = KioskService(settings, config, sink)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    service.start()
+    if not service.entrance:
+        print(f"POS receipts: POST {service.receipts_url}", file=sys.stderr)
+    try:
+        while not stop.is_set() and not service.source_ended.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    if service.source_ended.is_set():
+        service.drain(timeout_s=30)
+    service.stop()
     return 0
 
 

@@ -27,6 +27,7 @@ from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts import ExportFolderWatcher, LocalReceiptServer, ReceiptIntake
 from kiosk_app.runner import PacedSource, TimedSource
 from kiosk_app.settings import KioskSettings
+from kiosk_app.sightings import SightingReporter
 from kiosk_app.sources import FrameSource, open_source
 from models.store import ModelStore
 
@@ -87,6 +88,19 @@ class KioskService:
         from kiosk_app.uplink import Uplink
 
         self.uplink = Uplink(self.outbox, config.cloud_url, config.api_key, on_card=self._card)
+        self.entrance = settings.mode == "entrance"
+        self.sightings = (
+            SightingReporter(
+                config.cloud_url,
+                config.api_key,
+                self.pipeline.shots,
+                self.pipeline.describe,
+                sink,
+                best_k=settings.shots.best_k,
+            )
+            if self.entrance
+            else None
+        )
         self.intake = ReceiptIntake(config.data_dir / "dead-letter", self._receipt)
         self.receipt_server = LocalReceiptServer(self.intake, port=config.receipts_port)
         self.watcher = (
@@ -117,15 +131,23 @@ class KioskService:
 
     def start(self) -> None:
         self.uplink.start()
-        self.receipt_server.start()
-        if self.watcher is not None:
-            self.watcher.start()
+        if self.sightings is not None:  # entrance: no receipts, sightings only
+            self.sightings.start()
+        else:
+            self.receipt_server.start()
+            if self.watcher is not None:
+                self.watcher.start()
         self._capture.start()
         for name, target in (("processing", self._process_loop), ("binding", self._bind_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        log.info("kiosk_service_started", receipts=self.receipts_url, device=self.config.device)
+        log.info(
+            "kiosk_service_started",
+            mode=self.settings.mode,
+            receipts=None if self.entrance else self.receipts_url,
+            device=self.config.device,
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -134,9 +156,12 @@ class KioskService:
         self._capture.stop()
         for thread in self._threads:
             thread.join(timeout=30)
-        if self.watcher is not None:
-            self.watcher.stop()
-        self.receipt_server.stop()
+        if self.sightings is not None:
+            self.sightings.stop()
+        else:
+            if self.watcher is not None:
+                self.watcher.stop()
+            self.receipt_server.stop()
         self.pipeline.finish()
         self.uplink.stop()
         self.outbox.close()
@@ -172,6 +197,8 @@ class KioskService:
                 break
             result = self.pipeline.process(frame)
             self.binder.observe(result)
+            if self.sightings is not None:
+                self.sightings.observe(result)
             self.frames += 1
             if self._on_frame is not None:
                 self._on_frame(result)

@@ -1,0 +1,145 @@
+"""Entrance mode: report each visitor once to the cloud, which counts them and raises VIP
+arrivals on the store's staff stream.
+
+A confirmed track is reported once it has `best_k` good shots, or once it has been in view for
+`after_s` with at least one: soon enough for staff to greet a VIP at the door. Sightings are
+counts, not money: each is retried a few times with backoff and then dropped with a log line,
+so a long outage cannot pile them up.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from contract import Embedding, SightingRequest, SightingResponse
+from kiosk_app.binding import DESCRIPTOR_DECIMALS, encode_crop
+from kiosk_app.events import EventSink
+from kiosk_app.pipeline import FrameResult, Shot
+
+log = structlog.get_logger(__name__)
+
+ATTEMPTS = 3
+TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=5.0, pool=2.0)
+
+
+class SightingReporter:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        shots: Callable[[int], list[Shot]],
+        describe: Callable[[list[Shot]], list[NDArray[np.float32]]],
+        sink: EventSink,
+        *,
+        best_k: int = 3,
+        after_s: float = 1.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._url = base_url.rstrip("/") + "/v1/sightings"
+        self._headers = {"X-API-Key": api_key}
+        self._shots = shots
+        self._describe = describe
+        self._sink = sink
+        self._best_k = best_k
+        self._after_s = after_s
+        self._reported: set[int] = set()
+        self._first_seen: dict[int, float] = {}
+        self._queue: queue.Queue[tuple[int, list[Shot]] | None] = queue.Queue(maxsize=256)
+        self._client = httpx.Client(timeout=TIMEOUT, transport=transport)
+        self._thread = threading.Thread(target=self._run, name="sightings", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._client.close()
+
+    def observe(self, result: FrameResult, now: float | None = None) -> None:
+        """Called for every processed frame (processing thread)."""
+        now = time.monotonic() if now is None else now
+        for face in result.faces:
+            if face.track_id in self._reported or not face.detected:
+                continue
+            first = self._first_seen.setdefault(face.track_id, now)
+            shots = self._shots(face.track_id)
+            if len(shots) >= self._best_k or (shots and now - first >= self._after_s):
+                self._reported.add(face.track_id)
+                self._first_seen.pop(face.track_id, None)
+                try:
+                    self._queue.put_nowait((face.track_id, shots))
+                except queue.Full:
+                    log.warning("sighting_dropped", track=face.track_id, reason="queue full")
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._report(*job)
+            except Exception:  # noqa: BLE001 - one sighting must not stop the reporter
+                log.exception("sighting_failed", track=job[0])
+
+    def _report(self, track_id: int, shots: list[Shot]) -> None:
+        vectors = self._describe(shots)
+        request = SightingRequest(
+            captured_at=datetime.now(UTC),
+            embeddings=[
+                Embedding(
+                    vector=[round(float(v), DESCRIPTOR_DECIMALS) for v in vector],
+                    quality=round(s.quality, 4),
+                )
+                for vector, s in zip(vectors, shots, strict=True)
+            ],
+            face_crop=encode_crop(shots[0].chip),
+        )
+        body = request.model_dump(mode="json")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = self._client.post(self._url, json=body, headers=self._headers)
+            except httpx.HTTPError as error:
+                log.warning("sighting_retry", track=track_id, attempt=attempt, error=str(error))
+            else:
+                if response.status_code < 300:
+                    answer = SightingResponse.model_validate(response.json())
+                    self._sink(
+                        {
+                            "event": "sighting",
+                            "track_id": track_id,
+                            "customer_id": answer.customer_id,
+                            "status": answer.status,
+                            "is_vip": answer.is_vip,
+                            "visitors_today": answer.visitors_today,
+                        }
+                    )
+                    log.info(
+                        "sighting",
+                        track=track_id,
+                        vip=answer.is_vip,
+                        visitors_today=answer.visitors_today,
+                    )
+                    return
+                if response.status_code < 500:
+                    log.error(
+                        "sighting_refused",
+                        track=track_id,
+                        status=response.status_code,
+                        detail=response.text[:200],
+                    )
+                    return
+                log.warning(
+                    "sighting_retry", track=track_id, attempt=attempt, status=response.status_code
+                )
+            time.sleep(0.5 * 2 ** (attempt - 1))
+        log.error("sighting_dropped", track=track_id, reason=f"{ATTEMPTS} attempts failed")
