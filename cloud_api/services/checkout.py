@@ -88,17 +88,7 @@ def _record(
         total=receipt_data.total,
         scanned_at=receipt_data.scanned_at,
         response={},
-        items=[
-            LineItem(
-                sku=i.sku,
-                name=i.name,
-                category=i.category,
-                brand=i.brand,
-                quantity=i.quantity,
-                unit_price=i.unit_price,
-            )
-            for i in receipt_data.items
-        ],
+        items=[LineItem(**item.model_dump()) for item in receipt_data.items],
     )
     session.add(receipt)
     _remember_products(session, request)

@@ -87,17 +87,7 @@ def history(services: Services, caller: Caller, customer_id: int) -> CustomerHis
                     scanned_at=r.scanned_at,
                     currency=r.currency,
                     total=r.total,
-                    items=[
-                        LineItem(
-                            sku=i.sku,
-                            name=i.name,
-                            category=i.category,
-                            brand=i.brand,
-                            quantity=i.quantity,
-                            unit_price=i.unit_price,
-                        )
-                        for i in r.items
-                    ],
+                    items=[LineItem.model_validate(i, from_attributes=True) for i in r.items],
                 )
                 for r in receipts
             ],
