@@ -32,6 +32,7 @@ __all__ = [
     "SightingRequest",
     "SightingResponse",
     "VipArrival",
+    "DeviceInfo",
     "MembershipRequest",
     "CustomerOut",
     "ReceiptOut",
@@ -227,6 +228,18 @@ class VipArrival(_Wire):
     name: str
     level: str
     at: datetime
+
+
+class DeviceInfo(_Wire):
+    """What a device key is: which device, of which kind, in which store."""
+
+    device_id: int
+    name: str
+    kind: Literal["till", "entrance"]
+    store_id: int
+    store_code: str
+    store_name: str
+    region_id: int
 
 
 class MembershipRequest(_Wire):

@@ -44,6 +44,18 @@ class _Seen:
 
 
 @dataclass(frozen=True)
+class Capture:
+    """The customer (and companions) at the counter at one moment, as the checkout sends them."""
+
+    primary_track: int | None
+    companion_tracks: list[int]
+    embeddings: list[Embedding]
+    crop: FaceCrop | None
+    companions: list[Companion]
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
 class Binding:
     request: CheckoutRequest
     primary_track: int | None
@@ -124,14 +136,13 @@ class CheckoutBinder:
         others += [t for t, _ in primary.most_common() if t not in (chosen, *others)]
         return chosen, others[:MAX_COMPANIONS]
 
-    def bind(self, receipt: Receipt, at: float, *, opt_out: bool = False) -> Binding:
-        request_base = {
-            "idempotency_key": idempotency_key(self.device, receipt),
-            "captured_at": datetime.now(UTC),
-            "receipt": receipt,
-        }
+    def capture(self, at: float, *, opt_out: bool = False) -> Capture:
+        """Who stood at the counter at `at`, with their descriptors and crop, ready to send.
+
+        Taken when the receipt is scanned; the receipt itself may come later (a POS export).
+        """
         if opt_out:
-            return Binding(CheckoutRequest(**request_base), None, [])
+            return Capture(None, [], [], None, [], opted_out=True)
         primary, companions = self.who(at)
         embeddings: list[Embedding] = []
         crop: FaceCrop | None = None
@@ -144,10 +155,29 @@ class CheckoutBinder:
             shots = self._shots(track_id)[:1]
             if shots:
                 companion_bodies.append(Companion(embeddings=self._embed(shots)))
-        request = CheckoutRequest(
-            **request_base, embeddings=embeddings, face_crop=crop, companions=companion_bodies
+        return Capture(
+            primary if embeddings else None, companions, embeddings, crop, companion_bodies
         )
-        return Binding(request, primary if embeddings else None, companions)
+
+    def bind(
+        self,
+        receipt: Receipt,
+        at: float,
+        *,
+        opt_out: bool = False,
+        captured: Capture | None = None,
+    ) -> Binding:
+        """The checkout for `receipt`: from `captured` when the scan took it, else taken now."""
+        capture = captured if captured is not None else self.capture(at, opt_out=opt_out)
+        request = CheckoutRequest(
+            idempotency_key=idempotency_key(self.device, receipt),
+            captured_at=datetime.now(UTC),
+            receipt=receipt,
+            embeddings=capture.embeddings,
+            face_crop=capture.crop,
+            companions=capture.companions,
+        )
+        return Binding(request, capture.primary_track, capture.companion_tracks)
 
     def _embed(self, shots: list[Shot]) -> list[Embedding]:
         if not shots:

@@ -5,6 +5,13 @@ binding (waits out each receipt's grace period, binds, puts the checkout in the 
 the uplink (delivers the outbox in order), and the receipt inputs (local HTTP endpoint, export
 folder). Nothing the camera side does can block a receipt, and nothing the network does can
 block the camera side: the outbox sits between them.
+
+A receipt number scanned at the till (`scan`, the cashier's keyboard-wedge scanner) marks the
+moment the customer stood at the counter: the faces are taken then, and the checkout goes
+when the receipt itself arrives from the POS, however much later (up to `SCAN_TTL_S`).
+
+For a window: `latest()` is the newest frame with its tracked faces, `status()` a snapshot
+for a status bar, and `on_card` receives each checkout's full answer (the VIP card).
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from pathlib import Path
 import structlog
 
 from contract import CheckoutResponse, Receipt
-from kiosk_app.binding import CheckoutBinder
-from kiosk_app.capture import CaptureThread
+from kiosk_app.binding import Capture, CheckoutBinder
+from kiosk_app.capture import CaptureStats, CaptureThread
 from kiosk_app.events import EventSink
+from kiosk_app.frames import Frame
 from kiosk_app.outbox import Outbox, OutboxItem
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts import ExportFolderWatcher, LocalReceiptServer, ReceiptIntake
@@ -32,6 +40,10 @@ from kiosk_app.sources import FrameSource, open_source
 from models.store import ModelStore
 
 log = structlog.get_logger(__name__)
+
+#: How long a scanned receipt number waits for its receipt from the POS.
+SCAN_TTL_S = 3600.0
+CardHandler = Callable[[CheckoutResponse, int | None], None]
 
 
 @dataclass
@@ -48,15 +60,31 @@ class ServiceConfig:
     grace_s: float = 0.0
     #: play a video file at its own frame rate, as a camera delivers frames
     realtime: bool = False
-    opt_out: Callable[[Receipt], bool] = field(default=lambda receipt: False)
+    #: asked with the receipt number when the customer is captured: True sends no face data
+    opt_out: Callable[[str], bool] = field(default=lambda number: False)
 
 
 @dataclass(order=True)
 class _Pending:
     due: float
-    received: float = field(compare=False)
-    receipt: Receipt = field(compare=False)
+    at: float = field(compare=False)  # when the customer stood at the counter
+    arrived: float = field(compare=False)  # when the receipt (or the scan) came in
+    number: str = field(compare=False)
+    receipt: Receipt | None = field(compare=False)  # None: a scan, waiting for its receipt
     source: str = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """A snapshot for a status bar."""
+
+    frames: int
+    capture: CaptureStats
+    outbox_pending: int | None  # None when the outbox could not be read
+    outbox_dead: int | None
+    cloud: str  # "unknown" | "online" | "offline" | "refused"
+    cloud_detail: str
+    source_ended: bool
 
 
 class KioskService:
@@ -68,12 +96,14 @@ class KioskService:
         *,
         store: ModelStore | None = None,
         on_frame: Callable[[FrameResult], None] | None = None,
+        on_card: CardHandler | None = None,
     ) -> None:
         store = store if store is not None else ModelStore()
         self.settings = settings
         self.config = config
         self._sink = sink
         self._on_frame = on_frame
+        self._on_card = on_card
         self.timer = StageTimer()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.pipeline = FacePipeline(settings, sink, store=store, timer=self.timer)
@@ -116,7 +146,12 @@ class KioskService:
         )
         self._pending: list[_Pending] = []
         self._pending_cond = threading.Condition()
-        self._received: dict[str, float] = {}
+        self._received: dict[str, tuple[float, int | None]] = {}
+        self._scans: dict[str, float] = {}  # receipt number -> when it was scanned
+        self._captures: dict[str, tuple[float, Capture]] = {}  # taken at the scan
+        self._bound: dict[str, float] = {}  # receipt numbers bound, for late scans
+        self._latest: tuple[Frame, FrameResult] | None = None
+        self._latest_lock = threading.Lock()
         self._stop = threading.Event()
         self._binding = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -200,15 +235,72 @@ class KioskService:
             if self.sightings is not None:
                 self.sightings.observe(result)
             self.frames += 1
+            with self._latest_lock:
+                self._latest = (frame, result)
             if self._on_frame is not None:
                 self._on_frame(result)
         self.source_ended.set()
+
+    def latest(self) -> tuple[Frame, FrameResult] | None:
+        """The newest processed frame and its faces (any thread; the GUI polls this)."""
+        with self._latest_lock:
+            return self._latest
+
+    def status(self) -> ServiceStatus:
+        pending: int | None
+        dead: int | None
+        try:
+            outbox = self.outbox.stats()
+            pending, dead = outbox.pending, outbox.dead
+        except Exception:  # noqa: BLE001 - a status bar must not fail; the outbox logs it
+            pending = dead = None
+        cloud, detail, _ = self.uplink.health.snapshot()
+        return ServiceStatus(
+            frames=self.frames,
+            capture=self._capture.stats,
+            outbox_pending=pending,
+            outbox_dead=dead,
+            cloud=cloud,
+            cloud_detail=detail,
+            source_ended=self.source_ended.is_set(),
+        )
+
+    def scan(self, number: str) -> None:
+        """The cashier scanned (or typed) a receipt number: the customer is at the counter now."""
+        now = time.monotonic()
+        with self._pending_cond:
+            self._prune(now)
+            if number in self._bound:
+                late = True
+            else:
+                late = False
+                self._scans[number] = now
+                for item in self._pending:  # its receipt came first and waits out the grace
+                    if item.number == number and item.receipt is not None:
+                        item.at = now
+                heapq.heappush(
+                    self._pending,
+                    _Pending(now + self.config.grace_s, now, now, number, None, "scanner"),
+                )
+                self._pending_cond.notify_all()
+        self._sink({"event": "receipt_scanned", "number": number, "already_bound": late})
+
+    def _prune(self, now: float) -> None:
+        for table in (self._scans, self._bound):
+            for number in [n for n, at in table.items() if at < now - SCAN_TTL_S]:
+                del table[number]
+        for number in [n for n, (at, _) in self._captures.items() if at < now - SCAN_TTL_S]:
+            del self._captures[number]
 
     def _receipt(self, receipt: Receipt, source: str) -> None:
         """A valid receipt from any input (their threads): bind it once the grace has passed."""
         now = time.monotonic()
         with self._pending_cond:
-            heapq.heappush(self._pending, _Pending(now + self.config.grace_s, now, receipt, source))
+            at = self._scans.get(receipt.number, now)
+            heapq.heappush(
+                self._pending,
+                _Pending(now + self.config.grace_s, at, now, receipt.number, receipt, source),
+            )
             self._pending_cond.notify_all()
         self._sink({"event": "receipt", "number": receipt.number, "source": source})
 
@@ -225,35 +317,65 @@ class KioskService:
                 item = heapq.heappop(self._pending)
                 self._binding.set()
             try:
-                self._bind(item)
+                if item.receipt is None:
+                    self._capture_scan(item)
+                else:
+                    self._bind(item, item.receipt)
             except Exception:  # noqa: BLE001 - one receipt must not stop the others
-                log.exception("binding_failed", receipt=item.receipt.number)
+                log.exception("binding_failed", receipt=item.number)
             finally:
                 self._binding.clear()
 
-    def _bind(self, item: _Pending) -> None:
-        opt_out = self.config.opt_out(item.receipt)
-        binding = self.binder.bind(item.receipt, item.received, opt_out=opt_out)
+    def _capture_scan(self, item: _Pending) -> None:
+        with self._pending_cond:
+            if item.number in self._bound:  # its receipt came within the grace: bound already
+                return
+        capture = self.binder.capture(item.at, opt_out=self.config.opt_out(item.number))
+        with self._pending_cond:
+            if item.number not in self._bound:
+                self._captures[item.number] = (item.at, capture)
+        self._sink(
+            {
+                "event": "scan_captured",
+                "number": item.number,
+                "track_id": capture.primary_track,
+                "opted_out": capture.opted_out,
+            }
+        )
+
+    def _bind(self, item: _Pending, receipt: Receipt) -> None:
+        with self._pending_cond:
+            stored = self._captures.pop(receipt.number, None)
+            self._bound[receipt.number] = time.monotonic()
+            self._scans.pop(receipt.number, None)
+        if stored is not None:
+            captured = stored[1]
+            binding = self.binder.bind(receipt, stored[0], captured=captured)
+            opt_out = captured.opted_out
+        else:
+            opt_out = self.config.opt_out(receipt.number)
+            binding = self.binder.bind(receipt, item.at, opt_out=opt_out)
         key = binding.request.idempotency_key
-        self._received[key] = item.received
+        self._received[key] = (item.arrived, binding.primary_track)
         self.outbox.put(binding.request)
         self.uplink.wake()
         body = binding.request.model_dump_json()
         self._sink(
             {
                 "event": "checkout_queued",
-                "number": item.receipt.number,
+                "number": receipt.number,
                 "idempotency_key": key,
                 "track_id": binding.primary_track,
                 "companions": binding.companion_tracks,
                 "embeddings": len(binding.request.embeddings),
                 "opted_out": opt_out,
+                "scanned": stored is not None,
                 "bytes": len(body.encode()),
             }
         )
 
     def _card(self, item: OutboxItem, response: CheckoutResponse) -> None:
-        received = self._received.pop(item.idempotency_key, None)
+        received, track_id = self._received.pop(item.idempotency_key, (None, None))
         latency_ms = (time.monotonic() - received) * 1000 if received is not None else None
         card = response.card
         self._sink(
@@ -266,9 +388,12 @@ class KioskService:
                 "visit_count": card.visit_count,
                 "member": card.member is not None,
                 "purchase_level": card.purchase_level,
+                "track_id": track_id,
                 "latency_ms": round(latency_ms, 1) if latency_ms is not None else None,
             }
         )
+        if self._on_card is not None:
+            self._on_card(response, track_id)
         log.info(
             "vip_card",
             customer=card.customer_id,

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from contract import CheckoutResponse, ErrorBody
 from kiosk_app.outbox import Outbox, OutboxItem
 
-__all__ = ["CardCallback", "Uplink", "DEFAULT_TIMEOUT", "DEFAULT_HOLD_STATUSES"]
+__all__ = ["CardCallback", "LinkHealth", "Uplink", "DEFAULT_TIMEOUT", "DEFAULT_HOLD_STATUSES"]
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +74,29 @@ def _retry_after_s(response: httpx.Response, now: float) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - now)
     except (TypeError, ValueError):
         return None
+
+
+class LinkHealth:
+    """What the last exchange with the cloud said, for a status bar (thread-safe reads).
+
+    `state` is "unknown" before any exchange, "online" after an answer the device could use,
+    "refused" when the cloud refuses this device (bad key, wrong URL), "offline" after a
+    network error or a server error.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.state = "unknown"
+        self.detail = ""
+        self.at: float | None = None
+
+    def record(self, state: str, detail: str = "") -> None:
+        with self._lock:
+            self.state, self.detail, self.at = state, detail, time.monotonic()
+
+    def snapshot(self) -> tuple[str, str, float | None]:
+        with self._lock:
+            return self.state, self.detail, self.at
 
 
 class Uplink:
@@ -126,6 +149,7 @@ class Uplink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.health = LinkHealth()
 
     # --- the thread ----------------------------------------------------------------------
 
@@ -227,17 +251,22 @@ class Uplink:
             response = self._client_for_step().post(self.url, content=item.body.encode())
         except httpx.HTTPError as error:
             reason = f"{type(error).__name__}: {error}".rstrip(": ")
+            self.health.record("offline", reason)
             self._retry(item, reason, None, None)
             return
         latency_ms = (time.perf_counter() - started) * 1000.0
         status = response.status_code
         if 200 <= status < 300:
+            self.health.record("online")
             self._delivered(item, response, latency_ms)
         elif status in RETRY_STATUSES or status >= 500:
+            self.health.record("offline", f"HTTP {status}")
             self._retry(item, _error_detail(response), status, response)
         elif status in self.hold_statuses or 300 <= status < 400:
+            self.health.record("refused", _error_detail(response))
             self._retry(item, _error_detail(response), status, response, held=True)
         elif 400 <= status < 500:
+            self.health.record("online")  # it answered: the checkout, not the link, is bad
             self._dead(item, status, _error_detail(response))
         else:  # 1xx as a final answer: not a real server
             self._retry(item, f"unexpected HTTP status {status}", status, response)

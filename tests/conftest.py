@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from facelib.analyzer import FaceAnalyzer
 from facelib.config import DetectorSettings, FaceLibSettings
 from models.errors import ModelError
 from models.store import ModelStore
+
+# Qt windows render offscreen in tests: no display is needed (`make screenshots` uses Xvfb).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,13 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cloud_api.api.auth import CallerDep, ServicesDep
-from cloud_api.services import alerts, checkout, customers, sightings
+from cloud_api.services import alerts, checkout, customers, devices, sightings
 from contract import (
     CheckoutRequest,
     CheckoutResponse,
     CustomerHistory,
     CustomerOut,
+    DeviceInfo,
     ErrorBody,
     MembershipRequest,
     SightingRequest,
@@ -28,6 +29,12 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 router = APIRouter(prefix="/v1", responses=ERRORS)
 HEARTBEAT_S = 15.0
+
+
+@router.get("/device", response_model=DeviceInfo, tags=["devices"])
+def get_device(who: CallerDep, svc: ServicesDep) -> DeviceInfo:
+    """The calling device and its store: how a kiosk learns where its key belongs."""
+    return devices.describe(svc, who)
 
 
 @router.post("/checkouts", response_model=CheckoutResponse, tags=["till"])
