@@ -144,6 +144,10 @@ class CheckoutBinder:
         if opt_out:
             return Capture(None, [], [], None, [], opted_out=True)
         primary, companions = self.who(at)
+        return self.capture_tracks(primary, companions)
+
+    def capture_tracks(self, primary: int | None, companions: list[int]) -> Capture:
+        """The checkout's face data for these tracks, from their best shots so far."""
         embeddings: list[Embedding] = []
         crop: FaceCrop | None = None
         if primary is not None:
@@ -155,9 +159,16 @@ class CheckoutBinder:
             shots = self._shots(track_id)[:1]
             if shots:
                 companion_bodies.append(Companion(embeddings=self._embed(shots)))
-        return Capture(
-            primary if embeddings else None, companions, embeddings, crop, companion_bodies
-        )
+        return Capture(primary, companions, embeddings, crop, companion_bodies)
+
+    def refresh(self, captured: Capture) -> Capture:
+        """The same people as `captured`, with the better shots their tracks have taken since
+        (the customer stayed at the counter after the scan); `captured` itself once those
+        tracks are forgotten."""
+        if captured.opted_out or captured.primary_track is None:
+            return captured
+        fresh = self.capture_tracks(captured.primary_track, captured.companion_tracks)
+        return fresh if fresh.embeddings else captured
 
     def bind(
         self,
@@ -168,7 +179,10 @@ class CheckoutBinder:
         captured: Capture | None = None,
     ) -> Binding:
         """The checkout for `receipt`: from `captured` when the scan took it, else taken now."""
-        capture = captured if captured is not None else self.capture(at, opt_out=opt_out)
+        if captured is not None:
+            capture = self.refresh(captured)
+        else:
+            capture = self.capture(at, opt_out=opt_out)
         request = CheckoutRequest(
             idempotency_key=idempotency_key(self.device, receipt),
             captured_at=datetime.now(UTC),
@@ -177,7 +191,8 @@ class CheckoutBinder:
             face_crop=capture.crop,
             companions=capture.companions,
         )
-        return Binding(request, capture.primary_track, capture.companion_tracks)
+        primary = capture.primary_track if capture.embeddings else None
+        return Binding(request, primary, capture.companion_tracks)
 
     def _embed(self, shots: list[Shot]) -> list[Embedding]:
         if not shots:

@@ -39,11 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     analyze.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
-    run = sub.add_parser("run", help="run the vision pipeline on a camera, stream, video or folder")
-    run.add_argument(
-        "--source", required=True, help="camera index, rtsp:// or http(s):// URL, video, folder"
+    run = sub.add_parser(
+        "run",
+        help="the till (or entrance) app; with --headless, the pipeline without a window",
     )
-    run.add_argument("--headless", action="store_true", help="no window (the GUI is the app)")
+    run.add_argument(
+        "--source",
+        default=None,
+        help="camera index, rtsp:// or http(s):// URL, video, folder (the window: overrides "
+        "the configured source; --headless: required)",
+    )
+    run.add_argument(
+        "--config", type=Path, default=None, help="the machine's configuration file (window)"
+    )
+    run.add_argument(
+        "--headless", action="store_true", help="no window: events as JSON lines (and --cloud-url)"
+    )
     run.add_argument("--events", type=Path, default=None, help="append JSON-line events here")
     run.add_argument("--mode", choices=["till", "entrance"], default=None)
     run.add_argument("--range", choices=["short", "full"], default=None, help="detector range")
@@ -58,11 +69,25 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", type=Path, default=Path("var/kiosk"), help="outbox and dead letters"
     )
     run.add_argument("--receipts-port", type=int, default=8710, help="local POS endpoint port")
+    for name, text in (
+        ("settings", "edit this machine's configuration (camera, zone, cloud, thresholds)"),
+        ("staff", "the staff window: VIP arrival pop-ups from the store's alert stream"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--config", type=Path, default=None, help="configuration file")
     args = parser.parse_args(argv)
     configure_logging()
     try:
         if args.command == "run":
-            return _run(args)
+            return _run(args) if args.headless else _window(args)
+        if args.command == "settings":
+            from kiosk_app.gui.app import run_settings
+
+            return run_settings(args.config)
+        if args.command == "staff":
+            from kiosk_app.gui.app import run_staff_window
+
+            return run_staff_window(args.config)
         return _analyze(args)
     except (FaceLibError, ModelError, SourceError, ValueError) as error:
         print(f"storesight-kiosk: error: {error}", file=sys.stderr)
@@ -73,11 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     from kiosk_app.events import JsonLinesWriter
     from kiosk_app.runner import run
 
-    if not args.headless:
-        raise ValueError(
-            "only --headless is available from the command line; the desktop app "
-            "shows the pipeline with a window"
-        )
+    if not args.source:
+        raise ValueError("--headless needs --source (a camera index, URL, video or folder)")
     settings = KioskSettings()
     updates: dict[str, object] = {}
     if args.mode:
@@ -113,6 +135,17 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _window(args: argparse.Namespace) -> int:
+    """The desktop app, configured from the machine's file (first start opens settings)."""
+    from kiosk_app.gui.app import run_cashier
+
+    overrides: dict[str, object] = {}
+    for key in ("source", "mode", "cloud_url", "api_key"):
+        if getattr(args, key):
+            overrides[key] = getattr(args, key)
+    return run_cashier(args.config, overrides)
 
 
 def _serve(

@@ -1,0 +1,148 @@
+"""The cashier window end to end: real clip, real models, real cloud API over HTTP.
+
+A receipt number is scanned into the window's receipt field while the customer stands at the
+counter, the POS then posts the receipt to the till's local endpoint, and the VIP card the
+cloud answers appears; the cashier enrols the customer as a member from the card; the
+opt-out button sends the next receipt without a face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from contract import MembershipRequest
+from kiosk_app.gui.cashier_window import CashierWindow
+from kiosk_app.gui.service_host import ServiceHost
+from kiosk_app.machine_config import MachineConfig
+from tests.conftest import require
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    from demo import run as demo
+
+    root = tmp_path_factory.mktemp("cashier-cloud")
+    demo.DEMO_DIR = root
+    (root / "logs").mkdir()
+    database = f"sqlite:///{root / 'cloud.db'}"
+    keys = demo.setup_cloud(database)
+    port = demo.free_port()
+    process = demo.start_cloud(database, port, root / "logs")
+    try:
+        yield {**keys, "url": f"http://127.0.0.1:{port}"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _window(
+    qtbot: QtBot, clip: str, cloud: dict[str, str], data_dir: Path
+) -> tuple[CashierWindow, list[dict[str, Any]]]:
+    from demo import run as demo
+
+    config = MachineConfig(
+        source=clip,
+        cloud_url=cloud["url"],
+        api_key=cloud["till"],
+        device="till-1",
+        receipts_port=0,
+        data_dir=data_dir,
+    )
+    host = ServiceHost(config, settings=demo.kiosk_settings(clip))
+    events: list[dict[str, Any]] = []
+    host.pipeline_event.connect(events.append)
+    window = CashierWindow(host)
+    qtbot.addWidget(window)
+    window.show()
+    host.start()
+    return window, events
+
+
+def _primary(window: CashierWindow) -> bool:
+    """A customer is at the counter and the camera has a usable shot of them."""
+    latest = window.host.latest()
+    service = window.host.service
+    if latest is None or service is None or latest[1].primary is None:
+        return False
+    return bool(service.pipeline.shots(latest[1].primary.track_id))
+
+
+def _post_receipt(window: CashierWindow, number: str) -> None:
+    from demo import run as demo
+
+    url = window.host.receipts_url
+    assert url is not None
+    body = demo.receipt_body(number, [(demo.CATALOGUE[0], 1), (demo.CATALOGUE[3], 2)])
+    httpx.post(url, json=body, timeout=10).raise_for_status()
+
+
+def test_scanned_receipt_shows_the_vip_card_and_enrols_a_member(
+    qtbot: QtBot, data_dir: Path, tmp_path: Path, cloud: dict[str, str]
+) -> None:
+    clip = str(require(data_dir / "video" / "facenet-pytorch_video.mp4"))
+    window, events = _window(qtbot, clip, cloud, tmp_path / "till")
+    qtbot.waitUntil(lambda: _primary(window), timeout=120_000)
+    assert window.frames_shown > 0  # the preview is fed by the timer
+
+    qtbot.keyClicks(window.receipt, "not a number!")
+    qtbot.keyClick(window.receipt, Qt.Key.Key_Return)
+    assert window.error.isVisible() and "not a receipt number" in window.error.text()
+
+    window.receipt.clear()
+    qtbot.keyClicks(window.receipt, "R-1001")
+    qtbot.keyClick(window.receipt, Qt.Key.Key_Return)  # the keyboard-wedge scanner's Enter
+    assert window.receipt.text() == ""
+    qtbot.waitUntil(lambda: any(e["event"] == "scan_captured" for e in events), timeout=30_000)
+    captured = next(e for e in events if e["event"] == "scan_captured")
+    assert captured["track_id"] is not None  # the customer at the counter when scanned
+    _post_receipt(window, "R-1001")  # the POS sends the receipt afterwards
+
+    qtbot.waitUntil(lambda: window.card.showing, timeout=60_000)
+    card = window.card.card
+    assert card is not None and card.customer_id is not None
+    assert card.status == "new" and card.visit_count == 1
+    queued = next(e for e in events if e["event"] == "checkout_queued")
+    assert queued["scanned"] and queued["track_id"] == captured["track_id"]
+    assert window.card.shown_for_track == captured["track_id"]
+    assert "New customer" in window.card.findChild(type(window.error), "card_title").text()
+    qtbot.waitUntil(lambda: "online" in window.cloud_label.text(), timeout=10_000)
+
+    window.enrol(
+        card.customer_id,
+        MembershipRequest(vip_number="VIP-7", name="Ada Lovelace", level="gold", consent=True),
+    )
+    qtbot.waitUntil(
+        lambda: window.card.card is not None and window.card.card.member is not None,
+        timeout=15_000,
+    )
+    assert window.card.card is not None and window.card.card.member is not None
+    assert window.card.card.member.vip_number == "VIP-7"
+    assert window.ticks.ticks > 10 and window.ticks.max_gap_ms > 0
+    window.close()
+
+
+def test_opt_out_sends_the_next_receipt_without_a_face(
+    qtbot: QtBot, data_dir: Path, tmp_path: Path, cloud: dict[str, str]
+) -> None:
+    clip = str(require(data_dir / "video" / "facenet-pytorch_video.mp4"))
+    window, events = _window(qtbot, clip, cloud, tmp_path / "till")
+    qtbot.waitUntil(lambda: _primary(window), timeout=120_000)
+    qtbot.mouseClick(window.opt_out, Qt.MouseButton.LeftButton)
+    assert window.host.opt_out.armed and window.opt_out.isChecked()
+    _post_receipt(window, "R-2001")
+    qtbot.waitUntil(lambda: window.card.showing, timeout=60_000)
+    queued = next(e for e in events if e["event"] == "checkout_queued")
+    assert queued["opted_out"] and queued["embeddings"] == 0
+    card = window.card.card
+    assert card is not None and card.status == "unidentified" and card.customer_id is None
+    assert not window.host.opt_out.armed and not window.opt_out.isChecked()
+    window.close()
