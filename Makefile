@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SHARED_DATA ?= $(or $(firstword $(wildcard ../shared/data /work/shared/data)),../shared/data)
 
-.PHONY: demo test lint pytest models eval bench clean
+.PHONY: demo test lint pytest models eval bench screenshots clean
 
 demo: models
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python -m demo.run $(if $(SOURCE),--source $(SOURCE))
@@ -34,6 +34,21 @@ bench: models
 	$(BIN)/python bench/kiosk_pipeline.py --json bench-kiosk.json
 	$(BIN)/python bench/checkout_latency.py --json bench-checkout.json
 	$(BIN)/python bench/recognition.py --json bench-recognition.json
+	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/gui_responsiveness.py --json bench-gui.json
+
+# Debian packages Qt's xcb platform needs under Xvfb (installed when missing and root)
+XVFB_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 \
+	libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0
+
+screenshots: models
+	@if ! command -v xvfb-run >/dev/null || ! ldconfig -p | grep -q libxcb-cursor.so.0 \
+		|| ! ldconfig -p | grep -q libxcb-icccm.so.4; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -q $(XVFB_PACKAGES) >/dev/null; \
+		else echo "make screenshots needs: apt-get install $(XVFB_PACKAGES)"; exit 1; fi; \
+	fi
+	STORESIGHT_DATA_DIR=$(SHARED_DATA) QT_QPA_PLATFORM=xcb xvfb-run -a \
+		-s "-screen 0 1440x900x24" $(BIN)/python -m demo.screenshots --out screenshots
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "StoreSight needs Python 3.11, found " + sys.version' 

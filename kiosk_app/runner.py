@@ -76,6 +76,48 @@ class PacedSource:
         self._inner.close()
 
 
+class LoopedSource:
+    """Plays a file or folder over and over, as one endless stream (a shop-window demo, a
+    long benchmark). Indices and timestamps keep counting up across the loops."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.live = inner.live
+        self.loops = 0
+        self._index_offset = 0
+        self._time_offset = 0.0
+        self._last: Frame | None = None
+        self._step = 0.04
+
+    def open(self) -> None:
+        self._inner.open()
+
+    def read(self) -> Frame | None:
+        frame = self._inner.read()
+        if frame is None:
+            if self._last is None:
+                return None  # an empty source: nothing to loop
+            self._inner.close()
+            self._inner.open()
+            self.loops += 1
+            self._index_offset = self._last.index + 1
+            self._time_offset = self._last.timestamp + self._step
+            frame = self._inner.read()
+            if frame is None:
+                return None
+        looped = Frame(
+            frame.index + self._index_offset, frame.timestamp + self._time_offset, frame.image
+        )
+        if self._last is not None and looped.timestamp > self._last.timestamp:
+            self._step = looped.timestamp - self._last.timestamp
+        self._last = looped
+        return looped
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 @dataclass(frozen=True)
 class RunReport:
     frames: int

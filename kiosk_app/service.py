@@ -33,7 +33,7 @@ from kiosk_app.frames import Frame
 from kiosk_app.outbox import Outbox, OutboxItem
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts import ExportFolderWatcher, LocalReceiptServer, ReceiptIntake
-from kiosk_app.runner import PacedSource, TimedSource
+from kiosk_app.runner import LoopedSource, PacedSource, TimedSource
 from kiosk_app.settings import KioskSettings
 from kiosk_app.sightings import SightingReporter
 from kiosk_app.sources import FrameSource, open_source
@@ -60,6 +60,8 @@ class ServiceConfig:
     grace_s: float = 0.0
     #: play a video file at its own frame rate, as a camera delivers frames
     realtime: bool = False
+    #: play a video file or folder again and again (demos, long benchmarks)
+    loop: bool = False
     #: asked with the receipt number when the customer is captured: True sends no face data
     opt_out: Callable[[str], bool] = field(default=lambda number: False)
 
@@ -139,6 +141,8 @@ class KioskService:
             else None
         )
         source: FrameSource = open_source(config.source, resize=config.resize)
+        if config.loop and not source.live:
+            source = LoopedSource(source)
         if config.realtime and not source.live:
             source = PacedSource(source)
         self._capture = CaptureThread(

@@ -94,6 +94,9 @@ async def stream_alerts(
     async def events() -> AsyncIterator[str]:
         nonlocal after
         yield ": connected\n\n"
+        # the resume point, before any event: a client cut off before its first alert
+        # resumes from here (Last-Event-ID) and misses nothing raised meanwhile
+        yield f"id: {after}\n\n"
         idle = 0.0
         interval = svc.settings.alert_poll_interval_s
         while not await request.is_disconnected():

@@ -61,6 +61,7 @@ class TickMonitor:
         self._clock = QElapsedTimer()
         self.ticks = 0
         self.max_gap_ms = 0.0
+        self.gaps_ms: list[float] = []
         self._last: int | None = None
 
     def tick(self) -> None:
@@ -68,12 +69,16 @@ class TickMonitor:
             self._clock.start()
         now = self._clock.nsecsElapsed()
         if self._last is not None:
-            self.max_gap_ms = max(self.max_gap_ms, (now - self._last) / 1e6)
+            gap = (now - self._last) / 1e6
+            self.max_gap_ms = max(self.max_gap_ms, gap)
+            if len(self.gaps_ms) < 1_000_000:
+                self.gaps_ms.append(gap)
         self._last = now
         self.ticks += 1
 
     def reset(self) -> None:
         self.ticks, self.max_gap_ms, self._last = 0, 0.0, None
+        self.gaps_ms = []
 
 
 class CashierWindow(QMainWindow):
@@ -245,7 +250,8 @@ class CashierWindow(QMainWindow):
         self.card.show_card(response.card, track_id)
         card = response.card
         who = card.member.name if card.member else f"{card.status} customer"
-        self.note(f"card: {who}, {card.visit_count} visits, {card.purchase_level}")
+        visits = f"{card.visit_count} visit{'s' if card.visit_count != 1 else ''}"
+        self.note(f"card: {who}, {visits}, {card.purchase_level}")
 
     def _on_status(self, status: HostStatus) -> None:
         capture = status.service.capture
@@ -330,7 +336,7 @@ class CashierWindow(QMainWindow):
             if customer.member is not None:
                 if self.card.card is not None and self.card.card.customer_id == customer_id:
                     self.card.set_member(customer.member)
-                self.note(f"{customer.member.name} enrolled as VIP {customer.member.vip_number}")
+                self.note(f"{customer.member.name} enrolled: VIP {customer.member.vip_number}")
 
         run_in_thread(
             lambda: client.enrol(customer_id, request),
@@ -362,9 +368,5 @@ def overlays(result: FrameResult, highlight: int | None = None) -> list[OverlayF
     for face in result.faces:
         box = face.box
         label = "card" if face.track_id == highlight else ""
-        faces.append(
-            OverlayFace(face.track_id, (box.x1, box.y1, box.x2, box.y2), face.role, label)
-        )
+        faces.append(OverlayFace(face.track_id, (box.x1, box.y1, box.x2, box.y2), face.role, label))
     return faces
-
-

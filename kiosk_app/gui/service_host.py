@@ -57,6 +57,7 @@ class ServiceHost(QObject):
         *,
         settings: KioskSettings | None = None,
         realtime: bool = True,
+        loop: bool = False,
         on_frame: Callable[[FrameResult], None] | None = None,
         parent: QObject | None = None,
     ) -> None:
@@ -64,6 +65,7 @@ class ServiceHost(QObject):
         self.config = config
         self.settings = settings if settings is not None else config.kiosk_settings()
         self.realtime = realtime
+        self.loop = loop
         self.opt_out = OptOutLatch()
         self.service: KioskService | None = None
         self._on_frame = on_frame
@@ -91,6 +93,7 @@ class ServiceHost(QObject):
                 receipts_port=config.receipts_port,
                 window_s=config.binding_window_s,
                 realtime=self.realtime,
+                loop=self.loop,
                 opt_out=self.opt_out,
             ),
             self._sink,
@@ -204,8 +207,12 @@ def describe_event(event: dict[str, Any]) -> str | None:
             return f"receipt {event['number']} scanned: already sent"
         return f"receipt {event['number']} scanned"
     if kind == "scan_captured":
-        who = "opted out" if event.get("opted_out") else (
-            f"customer #{event['track_id']}" if event.get("track_id") is not None else "no face"
+        who = (
+            "opted out"
+            if event.get("opted_out")
+            else (
+                f"customer #{event['track_id']}" if event.get("track_id") is not None else "no face"
+            )
         )
         return f"receipt {event['number']}: {who} at the counter"
     if kind == "checkout_queued":

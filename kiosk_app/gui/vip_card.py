@@ -96,7 +96,7 @@ class VipCardWidget(QFrame):
         colour = LEVEL_COLOURS.get(card.purchase_level, "#5f6b7a")
         badge = f"{card.purchase_level.upper()} buyer"
         if card.member is not None:
-            member = f"VIP {card.member.vip_number} · {card.member.level}"
+            member = f"{card.member.vip_number} · {card.member.level} member"
             badge = escape(member) + " · " + badge
         self._badge.setText(
             f"<span style='background:{colour};color:white;padding:4px 8px;"
