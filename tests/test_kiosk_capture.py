@@ -607,3 +607,41 @@ def test_http_stream_stall_is_detected_and_reconnected(mjpeg_server: _MjpegServe
     events = [entry["event"] for entry in logs]
     assert "capture_source_lost" in events and "capture_reconnected" in events
     assert all("pa55" not in str(entry) for entry in logs)
+
+
+# ---- looping a file ----------------------------------------------------------------------------
+
+
+def test_looped_source_plays_the_file_again_with_rising_indices_and_timestamps(
+    data_dir: Path,
+) -> None:
+    from kiosk_app.runner import LoopedSource
+
+    path = _video(data_dir, TINY_CLIP)  # 5 frames at about 24 fps
+    first = _reference_frames(path, 1)[0]
+    source = LoopedSource(open_source(str(path)))
+    source.open()
+    frames = [source.read() for _ in range(12)]
+    source.close()
+    assert all(f is not None for f in frames)
+    played = [f for f in frames if f is not None]
+    assert [f.index for f in played] == list(range(12))
+    stamps = [f.timestamp for f in played]
+    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+    steps = np.diff(stamps)
+    assert np.allclose(steps, steps[0], rtol=0.05)  # no jump or stall at the seams
+    assert source.loops == 2
+    assert np.array_equal(played[5].image, first) and np.array_equal(played[10].image, first)
+
+
+def test_looped_source_repeats_a_folder_of_one_image(tmp_path: Path) -> None:
+    from kiosk_app.runner import LoopedSource
+
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "a.jpg").write_bytes(
+        cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    )
+    source = LoopedSource(open_source(str(tmp_path / "frames")))
+    source.open()
+    assert source.read() is not None and source.read() is not None  # one image, again
+    source.close()

@@ -171,3 +171,29 @@ def test_opt_out_sends_the_next_receipt_without_a_face(
     assert card is not None and card.status == "unidentified" and card.customer_id is None
     assert not window.host.opt_out.armed and not window.opt_out.isChecked()
     window.close()
+
+
+def test_a_failing_worker_shows_its_error_and_the_window_keeps_running(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    config = MachineConfig(
+        source=str(tmp_path / "no-such-clip.mp4"),
+        cloud_url="http://127.0.0.1:9",
+        api_key="ssk_x_y",
+        receipts_port=0,
+        data_dir=tmp_path / "till",
+    )
+    window = CashierWindow(ServiceHost(config))
+    qtbot.addWidget(window)
+    window.show()
+    window.host.start()  # opening the source fails on the worker thread
+    qtbot.waitUntil(lambda: window.error.isVisible(), timeout=60_000)
+    assert "could not start" in window.error.text()
+    assert "no-such-clip.mp4" in window.error.text()
+    ticks = window.ticks.ticks
+    qtbot.wait(300)
+    assert window.ticks.ticks > ticks  # the event loop goes on
+    QTest.keyClicks(window.receipt, "R-1")
+    QTest.keyClick(window.receipt, Qt.Key.Key_Return)
+    assert "not running" in window.error.text()  # a scan is refused aloud, not lost
+    window.close()

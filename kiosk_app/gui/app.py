@@ -8,7 +8,7 @@ from pathlib import Path
 import structlog
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
-from kiosk_app.machine_config import MachineConfig, config_path
+from kiosk_app.machine_config import ConfigFileError, MachineConfig, config_path, load_config
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,11 @@ def run_cashier(path: Path | None = None, overrides: dict[str, object] | None = 
     def open_settings(parent: QWidget) -> None:
         from kiosk_app.gui.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(state["window"].host.config, path, parent)
+        try:  # the file's settings, not this session's command-line overrides
+            saved = load_config(path) or state["window"].host.config
+        except ConfigFileError:
+            saved = state["window"].host.config
+        dialog = SettingsDialog(saved, path, parent)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             start(dialog.config(), replace=True)
 

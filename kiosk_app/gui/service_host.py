@@ -72,6 +72,7 @@ class ServiceHost(QObject):
         self._writer: JsonLinesWriter | None = None
         self._stop = threading.Event()
         self._status_thread: threading.Thread | None = None
+        self.start_error: str | None = None
 
     # ---- lifecycle (GUI thread) ------------------------------------------------------------
 
@@ -115,6 +116,7 @@ class ServiceHost(QObject):
         self.started.emit()
 
     def _build_failed(self, error: Exception) -> None:
+        self.start_error = str(error)
         self.failed.emit(f"the kiosk could not start: {error}")
 
     def stop(self) -> None:
@@ -137,6 +139,8 @@ class ServiceHost(QObject):
 
     def scan(self, number: str) -> None:
         if self.service is None:
+            if self.start_error is not None:
+                raise RuntimeError(f"the kiosk is not running: {self.start_error}")
             raise RuntimeError("the kiosk is still starting")
         self.service.scan(number)
 
