@@ -26,6 +26,7 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -126,6 +127,18 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class UserSession(Base):
+    """A signed-in user (dashboard, reports). Only the token's sha256 is kept."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = {"sqlite_autoincrement": True}
@@ -142,6 +155,8 @@ class Customer(Base):
     age_years: Mapped[float | None] = mapped_column(Float, nullable=True)
     visit_count: Mapped[int] = mapped_column(Integer, default=0)
     lifetime_spend: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    # enrolled as staff: never counted as a visitor or customer in reports
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
@@ -199,6 +214,7 @@ class Receipt(Base):
     __tablename__ = "receipts"
     __table_args__ = (
         UniqueConstraint("device_id", "idempotency_key"),
+        Index("ix_receipts_store_scanned_at", "store_id", "scanned_at"),
         {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -222,7 +238,11 @@ class Receipt(Base):
 
 class LineItem(Base):
     __tablename__ = "line_items"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        Index("ix_line_items_store_sold_at", "store_id", "sold_at"),
+        Index("ix_line_items_sold_at", "sold_at"),
+        {"sqlite_autoincrement": True},
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     receipt_id: Mapped[int] = mapped_column(
         ForeignKey("receipts.id", ondelete="CASCADE"), index=True
@@ -233,6 +253,12 @@ class LineItem(Base):
     brand: Mapped[str] = mapped_column(String(100))
     quantity: Mapped[Decimal] = mapped_column(Numeric(10, 3))
     unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    # copies of the receipt's store, time and customer, so sales reports read one table
+    store_id: Mapped[int] = mapped_column(BigId)
+    sold_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     receipt: Mapped[Receipt] = relationship(back_populates="items")
 
 

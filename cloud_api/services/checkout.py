@@ -88,7 +88,12 @@ def _record(
         total=receipt_data.total,
         scanned_at=receipt_data.scanned_at,
         response={},
-        items=[LineItem(**item.model_dump()) for item in receipt_data.items],
+        items=[
+            LineItem(
+                **item.model_dump(), store_id=caller.store_id, sold_at=receipt_data.scanned_at
+            )
+            for item in receipt_data.items
+        ],
     )
     session.add(receipt)
     _remember_products(session, request)
@@ -99,6 +104,8 @@ def _record(
     session.flush()  # ids for the receipt and the customer
     if customer is not None:
         receipt.customer_id = customer.id
+        for line in receipt.items:
+            line.customer_id = customer.id
         customer.lifetime_spend = (customer.lifetime_spend or Decimal(0)) + receipt.total
         _count_visit(session, caller, customer, "checkout", receipt.id, receipt_data.scanned_at)
         session.flush()

@@ -18,6 +18,9 @@ from cloud_api.db.models import (
     Visit,
     utcnow,
 )
+from cloud_api.db.models import (
+    LineItem as LineItemRow,
+)
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Conflict, Forbidden, NotFound
 from cloud_api.services.vip_card import member_info, unidentified_card
@@ -142,6 +145,11 @@ def purge(session: Session, customer_ids: list[int]) -> None:
     session.flush()
     session.execute(
         update(Receipt).where(Receipt.customer_id.in_(customer_ids)).values(customer_id=None)
+    )
+    session.execute(
+        update(LineItemRow)
+        .where(LineItemRow.customer_id.in_(customer_ids))
+        .values(customer_id=None)
     )
     session.execute(
         update(Sighting).where(Sighting.customer_id.in_(customer_ids)).values(customer_id=None)
