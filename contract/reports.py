@@ -12,6 +12,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "REPORT_NAMES",
+    "Cell",
+    "UserRole",
+    "LoginRequest",
+    "LoginResponse",
+    "RegionOut",
+    "Report",
+    "ReportFilters",
+    "ReportInfo",
+    "ReportParam",
+    "Scope",
+    "StoreOut",
+    "UserOut",
+]
+
 Cell = str | int | float | None
 UserRole = Literal["admin", "head_office", "store_manager"]
 
