@@ -47,4 +47,7 @@ class CloudSettings(BaseSettings):
         90, ge=1, description="anonymous customers unseen this long are deleted with their faces"
     )
     alert_poll_interval_s: float = Field(0.5, gt=0.0, le=10.0)
+    session_hours: float = Field(
+        12.0, gt=0.0, le=24.0 * 30, description="how long a dashboard sign-in lasts"
+    )
     estimate_demographics: bool = Field(True, description="run age/gender on face crops")

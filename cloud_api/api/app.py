@@ -15,7 +15,9 @@ import structlog
 from fastapi import FastAPI
 
 from cloud_api.api import errors
+from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.routes import health, router
+from cloud_api.dashboard import router as dashboard
 from cloud_api.db.session import make_engine, session_factory
 from cloud_api.services.context import Services
 from cloud_api.services.recognizer import Recognizer
@@ -88,7 +90,9 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(router)
+    app.include_router(reporting)
     app.include_router(health)
+    app.include_router(dashboard)
     return app
 
 

@@ -1,0 +1,144 @@
+"""Sign-in and reports for head office and store managers.
+
+Users sign in with email and password (`POST /v1/auth/login`); the answer carries a bearer
+token and sets an HttpOnly cookie, so the dashboard's requests are authenticated either way.
+Reports are JSON (`contract.Report`) or the same table as CSV (`format=csv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from cloud_api.api.auth import ServicesDep
+from cloud_api.db.models import User
+from cloud_api.reports import REPORTS, run_report
+from cloud_api.reports.access import authorise
+from cloud_api.services import users
+from contract import LoginRequest, LoginResponse, Report, ReportFilters, ReportInfo, Scope, UserOut
+
+router = APIRouter(prefix="/v1")
+COOKIE = "storesight_session"
+DEFAULT_DAYS = 30
+
+
+def _token(authorization: str | None, cookie: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return cookie
+
+
+def signed_in_user(
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    storesight_session: Annotated[str | None, Cookie()] = None,
+) -> User:
+    try:
+        return users.authenticate(svc, _token(authorization, storesight_session))
+    except users.AuthError as error:
+        raise HTTPException(401, str(error)) from None
+
+
+UserDep = Annotated[User, Depends(signed_in_user)]
+
+
+@router.post("/auth/login", response_model=LoginResponse, tags=["reports"])
+def login(body: LoginRequest, response: Response, svc: ServicesDep) -> LoginResponse:
+    try:
+        answer = users.login(svc, body.email, body.password)
+    except users.AuthError as error:
+        raise HTTPException(401, str(error)) from None
+    response.set_cookie(
+        COOKIE,
+        answer.token,
+        max_age=int(svc.settings.session_hours * 3600),
+        httponly=True,
+        samesite="strict",
+        path="/",
+    )
+    return answer
+
+
+@router.post("/auth/logout", status_code=204, tags=["reports"])
+def logout(
+    response: Response,
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header()] = None,
+    storesight_session: Annotated[str | None, Cookie()] = None,
+) -> Response:
+    token = _token(authorization, storesight_session)
+    if token:
+        users.logout(svc, token)
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/auth/me", response_model=UserOut, tags=["reports"])
+def me(user: UserDep) -> UserOut:
+    return users.user_out(user)
+
+
+@router.get("/scope", response_model=Scope, tags=["reports"])
+def scope(user: UserDep, svc: ServicesDep) -> Scope:
+    """The regions and stores the signed-in user may report on."""
+    return users.scope(svc, user)
+
+
+@router.get("/reports", response_model=list[ReportInfo], tags=["reports"])
+def list_reports(user: UserDep) -> list[ReportInfo]:
+    return list(REPORTS.values())
+
+
+@router.get("/reports/{name}", response_model=Report, tags=["reports"])
+async def get_report(
+    name: str,
+    user: UserDep,
+    svc: ServicesDep,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
+    region: int | None = None,
+    store: int | None = None,
+    format: Literal["json", "csv"] = "json",
+    sku: str | None = None,
+    days: int | None = None,
+    weeks: int | None = None,
+    limit: int | None = None,
+) -> Response | Report:
+    """One report over [from, to] (dates, inclusive; default the last 30 days)."""
+    end = date_to or datetime.now(UTC).date()
+    start = date_from or end - timedelta(days=DEFAULT_DAYS - 1)
+    params: dict[str, str | int] = {
+        k: v
+        for k, v in {"sku": sku, "days": days, "weeks": weeks, "limit": limit}.items()
+        if v is not None
+    }
+    filters = ReportFilters(
+        date_from=start, date_to=end, region_id=region, store_id=store, params=params
+    )
+    filters = await run_in_threadpool(authorise, svc.sessions, user, filters)
+    report = await run_in_threadpool(run_report, svc.sessions, name, filters)
+    if format == "csv":
+        return Response(
+            content=to_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="{name}-{start.isoformat()}-{end.isoformat()}.csv"'
+                )
+            },
+        )
+    return report
+
+
+def to_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(report.columns)
+    writer.writerows(["" if cell is None else cell for cell in row] for row in report.rows)
+    return buffer.getvalue()

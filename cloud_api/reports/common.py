@@ -1,0 +1,132 @@
+"""What every report shares: the time window, the store scope, staff exclusion, SQL for
+calendar buckets on SQLite and PostgreSQL, and demographic bands.
+
+Times are bucketed in UTC: days, weekdays (0 = Monday) and hours of the stored timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, false, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from cloud_api.db.models import Customer, Store
+from cloud_api.services.errors import Unprocessable
+from contract import ReportFilters
+
+AGE_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("<18", 0, 18),
+    ("18-24", 18, 25),
+    ("25-34", 25, 35),
+    ("35-44", 35, 45),
+    ("45-54", 45, 55),
+    ("55-64", 55, 65),
+    ("65+", 65, 200),
+)
+UNKNOWN = "unknown"
+MAX_DAYS = 3 * 366
+
+
+@dataclass(frozen=True)
+class Window:
+    """A report's filters made concrete: [start, end) in UTC and the stores it covers."""
+
+    filters: ReportFilters
+    start: datetime
+    end: datetime
+    dialect: str
+
+    @property
+    def days(self) -> list[date]:
+        count = (self.filters.date_to - self.filters.date_from).days + 1
+        return [self.filters.date_from + timedelta(days=i) for i in range(count)]
+
+    def param(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.filters.params.get(name, default)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise Unprocessable(f"{name}: must be a whole number, not {raw!r}") from None
+        if not low <= value <= high:
+            raise Unprocessable(f"{name}: must be between {low} and {high}, not {value}")
+        return value
+
+    def in_range(self, column: Any) -> ColumnElement[bool]:
+        return and_(column >= self.start, column < self.end)
+
+    def stores(self, column: Any) -> ColumnElement[bool]:
+        """The store filter on a store-id column (a region is its stores)."""
+        if self.filters.store_id is not None:
+            return column == self.filters.store_id  # type: ignore[no-any-return]
+        if self.filters.region_id is not None:
+            region = select(Store.id).where(Store.region_id == self.filters.region_id)
+            return column.in_(region)  # type: ignore[no-any-return]
+        return true()
+
+    def day(self, column: Any) -> ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return func.date(func.timezone("UTC", column))
+        return func.date(column)
+
+    def hour(self, column: Any) -> ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return cast(func.extract("hour", func.timezone("UTC", column)), Integer)
+        return cast(func.strftime("%H", column), Integer)
+
+    def weekday(self, column: Any) -> ColumnElement[Any]:
+        """0 = Monday ... 6 = Sunday."""
+        if self.dialect == "postgresql":
+            return cast(func.extract("isodow", func.timezone("UTC", column)), Integer) - 1
+        return (cast(func.strftime("%w", column), Integer) + 6) % 7
+
+    def weeks_since(self, column: Any, origin: datetime) -> ColumnElement[Any]:
+        """Whole weeks from `origin` (UTC midnight) to `column`."""
+        if self.dialect == "postgresql":
+            seconds = func.extract("epoch", column - origin)
+            return cast(func.floor(seconds / 604800.0), Integer)
+        days = func.julianday(column) - func.julianday(origin.strftime("%Y-%m-%d %H:%M:%S"))
+        return cast(func.floor(days / 7.0), Integer)
+
+
+def window(session: Session, filters: ReportFilters) -> Window:
+    if filters.date_to < filters.date_from:
+        raise Unprocessable(
+            f"to: the end date {filters.date_to} is before the start date {filters.date_from}"
+        )
+    if (filters.date_to - filters.date_from).days + 1 > MAX_DAYS:
+        raise Unprocessable(f"to: a report covers at most {MAX_DAYS} days")
+    start = datetime.combine(filters.date_from, time(0), tzinfo=UTC)
+    end = datetime.combine(filters.date_to + timedelta(days=1), time(0), tzinfo=UTC)
+    dialect = session.get_bind().dialect.name
+    return Window(filters, start, end, dialect)
+
+
+def not_staff(customer_column: Any) -> ColumnElement[bool]:
+    """Rows of unidentified people, or of customers who are not staff."""
+    staff = select(Customer.id).where(Customer.is_staff == true())
+    return or_(customer_column.is_(None), customer_column.not_in(staff))
+
+
+def age_band(age_column: Any) -> ColumnElement[str]:
+    whens = [(and_(age_column >= low, age_column < high), label) for label, low, high in AGE_BANDS]
+    return case(*whens, else_=UNKNOWN)
+
+
+def day_text(value: Any) -> str:
+    """A bucketed day as ISO text, whatever the backend returned."""
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def ratio(numerator: float, denominator: float, digits: int = 4) -> float | None:
+    return round(numerator / denominator, digits) if denominator else None
+
+
+def money(value: Any) -> float:
+    return round(float(value or 0), 2)
+
+
+def nothing() -> ColumnElement[bool]:
+    return false()

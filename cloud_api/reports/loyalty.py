@@ -1,0 +1,219 @@
+"""Who comes back: new vs returning customers, visit frequency, retention of first-time
+buyers, and VIP members' activity. A customer is new on the day of their first purchase in
+the report's scope (the chain, a region or a store); staff are never counted."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, Subquery, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from cloud_api.db.models import Customer, Receipt
+from cloud_api.reports.common import Window, day_text, money, not_staff, ratio
+from contract import Cell
+
+Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
+FREQUENCY_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("1", 1, 1),
+    ("2", 2, 2),
+    ("3-4", 3, 4),
+    ("5-9", 5, 9),
+    ("10+", 10, 1_000_000_000),
+)
+
+
+def _identified(w: Window) -> list[ColumnElement[bool]]:
+    return [
+        w.stores(Receipt.store_id),
+        Receipt.customer_id.is_not(None),
+        not_staff(Receipt.customer_id),
+    ]
+
+
+def _first_purchases(w: Window) -> Subquery:
+    """Each customer's first purchase in scope, over all history up to the window's end."""
+    return (
+        select(Receipt.customer_id.label("customer_id"), func.min(Receipt.scanned_at).label("at"))
+        .where(*_identified(w), Receipt.scanned_at < w.end)
+        .group_by(Receipt.customer_id)
+        .subquery("first_purchase")
+    )
+
+
+def customers(session: Session, w: Window) -> Table:
+    first = _first_purchases(w)
+    day = w.day(Receipt.scanned_at)
+    first_day = w.day(first.c.at)
+    query = (
+        select(
+            day,
+            func.count(case((day == first_day, Receipt.customer_id)).distinct()),
+            func.count(case((day != first_day, Receipt.customer_id)).distinct()),
+            func.count(case((Receipt.customer_id.is_(None), 1))),
+        )
+        .select_from(Receipt)
+        .outerjoin(first, first.c.customer_id == Receipt.customer_id)
+        .where(w.in_range(Receipt.scanned_at), w.stores(Receipt.store_id))
+        .where(not_staff(Receipt.customer_id))
+        .group_by(day)
+    )
+    found = {day_text(d): (int(n), int(r), int(a)) for d, n, r, a in session.execute(query)}
+    rows: list[list[Cell]] = []
+    for d in w.days:
+        new, returning, anonymous = found.get(d.isoformat(), (0, 0, 0))
+        rows.append([d.isoformat(), new, returning, anonymous])
+    totals = session.execute(
+        select(
+            func.count(case((first.c.at >= w.start, Receipt.customer_id)).distinct()),
+            func.count(case((first.c.at < w.start, Receipt.customer_id)).distinct()),
+        )
+        .select_from(Receipt)
+        .join(first, first.c.customer_id == Receipt.customer_id)
+        .where(w.in_range(Receipt.scanned_at), *_identified(w))
+    ).one()
+    new_total, returning_total = int(totals[0]), int(totals[1])
+    summary: dict[str, Cell] = {
+        "new_customers": new_total,
+        "returning_customers": returning_total,
+        "anonymous_transactions": sum(int(r[3] or 0) for r in rows),
+        "returning_share": ratio(returning_total, new_total + returning_total),
+    }
+    return ["date", "new_customers", "returning_customers", "anonymous_transactions"], rows, summary
+
+
+def frequency(session: Session, w: Window) -> Table:
+    per_customer = (
+        select(
+            func.count().label("purchases"),
+            func.sum(Receipt.total).label("revenue"),
+        )
+        .where(w.in_range(Receipt.scanned_at), *_identified(w))
+        .group_by(Receipt.customer_id)
+        .subquery("per_customer")
+    )
+    bucket = case(
+        *[
+            (and_(per_customer.c.purchases >= low, per_customer.c.purchases <= high), label)
+            for label, low, high in FREQUENCY_BUCKETS
+        ],
+        else_="10+",
+    )
+    found = {
+        str(b): (int(n), money(rev))
+        for b, n, rev in session.execute(
+            select(bucket, func.count(), func.sum(per_customer.c.revenue)).group_by(bucket)
+        )
+    }
+    total = sum(n for n, _ in found.values())
+    rows: list[list[Cell]] = []
+    for label, _, _ in FREQUENCY_BUCKETS:
+        count, revenue = found.get(label, (0, 0.0))
+        rows.append([label, count, ratio(count, total), revenue])
+    purchases = session.scalar(
+        select(func.count()).where(w.in_range(Receipt.scanned_at), *_identified(w))
+    )
+    summary: dict[str, Cell] = {
+        "customers": total,
+        "purchases_per_customer": ratio(int(purchases or 0), total, 2),
+        "repeat_share": ratio(total - found.get("1", (0, 0.0))[0], total),
+    }
+    return ["purchases", "customers", "share", "revenue"], rows, summary
+
+
+def retention(session: Session, w: Window) -> Table:
+    """First-time buyers in the window, by the week of their first purchase (weeks start on
+    Monday), and how many bought again within `days` days of it. A cohort whose `days` have
+    not all passed by the last purchase on record is marked incomplete."""
+    days = w.param("days", 30, 1, 365)
+    ranked = (
+        select(
+            Receipt.customer_id.label("customer_id"),
+            Receipt.scanned_at.label("at"),
+            func.row_number()
+            .over(partition_by=Receipt.customer_id, order_by=(Receipt.scanned_at, Receipt.id))
+            .label("n"),
+        )
+        .where(*_identified(w))
+        .subquery("ranked")
+    )
+    first_at = func.min(case((ranked.c.n == 1, ranked.c.at)))
+    second_at = func.min(case((ranked.c.n == 2, ranked.c.at)))
+    query = (
+        select(first_at, second_at)
+        .where(ranked.c.n <= 2)
+        .group_by(ranked.c.customer_id)
+        .having(and_(first_at >= w.start, first_at < w.end))
+    )
+    last_purchase = session.scalar(
+        select(func.max(Receipt.scanned_at)).where(w.stores(Receipt.store_id))
+    )
+    horizon = _aware(last_purchase) if last_purchase is not None else w.end
+    cohorts: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    for first, second in session.execute(query):
+        first = _aware(first)
+        week = first.date() - timedelta(days=first.weekday())
+        cohorts[week][0] += 1
+        if second is not None and _aware(second) - first <= timedelta(days=days):
+            cohorts[week][1] += 1
+    rows: list[list[Cell]] = []
+    for week in sorted(cohorts):
+        buyers, returned = cohorts[week]
+        week_end = datetime.combine(week + timedelta(days=7), datetime.min.time(), tzinfo=UTC)
+        complete = week_end + timedelta(days=days) <= horizon
+        rows.append([week.isoformat(), buyers, returned, ratio(returned, buyers), int(complete)])
+    buyers_total = sum(c[0] for c in cohorts.values())
+    returned_total = sum(c[1] for c in cohorts.values())
+    summary: dict[str, Cell] = {
+        "days": days,
+        "first_time_buyers": buyers_total,
+        "returned": returned_total,
+        "retention_rate": ratio(returned_total, buyers_total),
+    }
+    columns = ["cohort_week", "first_time_buyers", "returned", "retention_rate", "complete"]
+    return columns, rows, summary
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def vip(session: Session, w: Window) -> Table:
+    query = (
+        select(
+            Customer.vip_number,
+            Customer.name,
+            Customer.level,
+            func.count(Receipt.id),
+            func.sum(Receipt.total),
+            func.max(Receipt.scanned_at),
+        )
+        .join(Receipt, Receipt.customer_id == Customer.id)
+        .where(
+            Customer.vip_number.is_not(None),
+            Customer.consent_at.is_not(None),
+            Customer.is_staff.is_(False),
+            w.in_range(Receipt.scanned_at),
+            w.stores(Receipt.store_id),
+        )
+        .group_by(Customer.id, Customer.vip_number, Customer.name, Customer.level)
+        .order_by(func.sum(Receipt.total).desc(), Customer.vip_number)
+    )
+    rows: list[list[Cell]] = [
+        [number, name, level, int(visits), money(spend), _aware(last).isoformat()]
+        for number, name, level, visits, spend, last in session.execute(query)
+    ]
+    revenue = session.scalar(
+        select(func.sum(Receipt.total)).where(
+            w.in_range(Receipt.scanned_at), w.stores(Receipt.store_id)
+        )
+    )
+    vip_revenue = sum(float(r[4] or 0) for r in rows)
+    summary: dict[str, Cell] = {
+        "active_members": len(rows),
+        "member_visits": sum(int(r[3] or 0) for r in rows),
+        "member_revenue": round(vip_revenue, 2),
+        "member_revenue_share": ratio(vip_revenue, float(revenue or 0)),
+    }
+    return ["vip_number", "name", "level", "visits", "spend", "last_visit"], rows, summary

@@ -1,0 +1,267 @@
+"""What sells and to whom: categories, products, the average basket, a product's buyer
+portrait and each customer segment's preferences. Revenue is quantity x unit price of the
+line items (staff purchases are sales too; staff are left out of the buyer figures)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from cloud_api.db.models import Customer, LineItem, Product, Receipt
+from cloud_api.reports.common import (
+    AGE_BANDS,
+    UNKNOWN,
+    Window,
+    age_band,
+    day_text,
+    money,
+    not_staff,
+    ratio,
+)
+from cloud_api.reports.loyalty import FREQUENCY_BUCKETS
+from cloud_api.services.errors import NotFound, Unprocessable
+from contract import Cell
+
+Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
+REVENUE = func.sum(LineItem.quantity * LineItem.unit_price)
+
+
+def _lines(w: Window) -> list[ColumnElement[bool]]:
+    return [w.in_range(LineItem.sold_at), w.stores(LineItem.store_id)]
+
+
+def categories(session: Session, w: Window) -> Table:
+    per_basket = (
+        select(
+            LineItem.category.label("category"),
+            LineItem.receipt_id.label("receipt_id"),
+            func.sum(LineItem.quantity).label("quantity"),
+            func.sum(LineItem.quantity * LineItem.unit_price).label("revenue"),
+        )
+        .where(*_lines(w))
+        .group_by(LineItem.category, LineItem.receipt_id)
+        .subquery("per_basket")
+    )
+    query = (
+        select(
+            per_basket.c.category,
+            func.sum(per_basket.c.revenue),
+            func.sum(per_basket.c.quantity),
+            func.count(),
+        )
+        .group_by(per_basket.c.category)
+        .order_by(func.sum(per_basket.c.revenue).desc(), per_basket.c.category)
+    )
+    found = [(c, money(r), float(q or 0), int(n)) for c, r, q, n in session.execute(query)]
+    total = sum(r for _, r, _, _ in found)
+    rows: list[list[Cell]] = [[c, r, round(q, 3), n, ratio(r, total)] for c, r, q, n in found]
+    summary: dict[str, Cell] = {
+        "revenue": round(total, 2),
+        "categories": len(rows),
+        "top_category": rows[0][0] if rows else None,
+    }
+    return ["category", "revenue", "quantity", "transactions", "share"], rows, summary
+
+
+def products(session: Session, w: Window) -> Table:
+    limit = w.param("limit", 50, 1, 1000)
+    top = (
+        select(
+            LineItem.sku,
+            REVENUE.label("revenue"),
+            func.sum(LineItem.quantity).label("quantity"),
+            func.count(LineItem.receipt_id.distinct()).label("transactions"),
+        )
+        .where(*_lines(w))
+        .group_by(LineItem.sku)
+        .order_by(REVENUE.desc(), LineItem.sku)
+        .limit(limit)
+        .subquery("top")
+    )
+    names = (
+        select(
+            LineItem.sku,
+            func.max(LineItem.name),
+            func.max(LineItem.category),
+            func.max(LineItem.brand),
+        )
+        .where(LineItem.sku.in_(select(top.c.sku)), *_lines(w))
+        .group_by(LineItem.sku)
+    )
+    catalogue = {sku: (n, c, b) for sku, n, c, b in session.execute(names)}
+    rows: list[list[Cell]] = []
+    for sku, revenue, quantity, transactions in session.execute(
+        select(top.c.sku, top.c.revenue, top.c.quantity, top.c.transactions).order_by(
+            top.c.revenue.desc(), top.c.sku
+        )
+    ):
+        name, category, brand = catalogue.get(sku, (sku, "", ""))
+        rows.append(
+            [
+                sku,
+                name,
+                category,
+                brand,
+                money(revenue),
+                round(float(quantity), 3),
+                int(transactions),
+            ]
+        )
+    total = session.scalar(select(REVENUE).where(*_lines(w)))
+    summary: dict[str, Cell] = {
+        "revenue": money(total),
+        "products_listed": len(rows),
+        "listed_share_of_revenue": ratio(sum(float(r[4] or 0) for r in rows), float(total or 0)),
+    }
+    columns = ["sku", "name", "category", "brand", "revenue", "quantity", "transactions"]
+    return columns, rows, summary
+
+
+def basket(session: Session, w: Window) -> Table:
+    day = w.day(Receipt.scanned_at)
+    receipts = {
+        day_text(d): (int(n), money(t))
+        for d, n, t in session.execute(
+            select(day, func.count(), func.sum(Receipt.total))
+            .where(w.in_range(Receipt.scanned_at), w.stores(Receipt.store_id))
+            .group_by(day)
+        )
+    }
+    line_day = w.day(LineItem.sold_at)
+    items = {
+        day_text(d): float(q or 0)
+        for d, q in session.execute(
+            select(line_day, func.sum(LineItem.quantity)).where(*_lines(w)).group_by(line_day)
+        )
+    }
+    rows: list[list[Cell]] = []
+    for d in w.days:
+        key = d.isoformat()
+        count, revenue = receipts.get(key, (0, 0.0))
+        rows.append(
+            [key, count, revenue, ratio(revenue, count, 2), ratio(items.get(key, 0.0), count, 2)]
+        )
+    transactions = sum(c for c, _ in receipts.values())
+    revenue_total = sum(r for _, r in receipts.values())
+    summary: dict[str, Cell] = {
+        "transactions": transactions,
+        "revenue": round(revenue_total, 2),
+        "average_basket": ratio(revenue_total, transactions, 2),
+        "items_per_basket": ratio(sum(items.values()), transactions, 2),
+    }
+    columns = ["date", "transactions", "revenue", "average_basket", "items_per_basket"]
+    return columns, rows, summary
+
+
+def portrait(session: Session, w: Window) -> Table:
+    """Who buys one product: the gender, age band and purchase frequency (purchases in the
+    window, any product) of the identified customers who bought it."""
+    sku = str(w.filters.params.get("sku", "")).strip()
+    if not sku:
+        raise Unprocessable("sku: the product portrait needs a product (sku=...)")
+    known = session.scalar(select(LineItem.id).where(LineItem.sku == sku).limit(1))
+    if known is None and session.scalar(select(Product.id).where(Product.sku == sku)) is None:
+        raise NotFound(f"no product with sku {sku!r}")
+    buyers = (
+        select(
+            LineItem.customer_id.label("customer_id"),
+            func.sum(LineItem.quantity * LineItem.unit_price).label("revenue"),
+        )
+        .where(
+            LineItem.sku == sku,
+            *_lines(w),
+            LineItem.customer_id.is_not(None),
+            not_staff(LineItem.customer_id),
+        )
+        .group_by(LineItem.customer_id)
+        .subquery("buyers")
+    )
+    purchases = (
+        select(Receipt.customer_id.label("customer_id"), func.count().label("purchases"))
+        .where(
+            Receipt.customer_id.in_(select(buyers.c.customer_id)),
+            w.in_range(Receipt.scanned_at),
+            w.stores(Receipt.store_id),
+        )
+        .group_by(Receipt.customer_id)
+        .subquery("purchases")
+    )
+    people = session.execute(
+        select(
+            buyers.c.revenue,
+            Customer.gender,
+            age_band(Customer.age_years),
+            Customer.age_years,
+            purchases.c.purchases,
+        )
+        .join(Customer, Customer.id == buyers.c.customer_id)
+        .outerjoin(purchases, purchases.c.customer_id == buyers.c.customer_id)
+    ).all()
+    segments: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    for revenue, gender, band, _, count in people:
+        bucket = next(
+            (label for label, low, high in FREQUENCY_BUCKETS if low <= int(count or 1) <= high),
+            "10+",
+        )
+        for dimension, value in (
+            ("gender", gender or UNKNOWN),
+            ("age_band", str(band)),
+            ("frequency", bucket),
+        ):
+            segments[(dimension, value)][0] += 1
+            segments[(dimension, value)][1] += float(revenue or 0)
+    order = {
+        "gender": ["female", "male", UNKNOWN],
+        "age_band": [label for label, _, _ in AGE_BANDS] + [UNKNOWN],
+        "frequency": [label for label, _, _ in FREQUENCY_BUCKETS],
+    }
+    total = len(people)
+    rows: list[list[Cell]] = []
+    for dimension, values in order.items():
+        for value in values:
+            if (dimension, value) in segments:
+                count, revenue = segments[(dimension, value)]
+                rows.append([dimension, value, int(count), ratio(count, total), round(revenue, 2)])
+    ages = [float(a) for _, _, _, a, _ in people if a is not None]
+    females = sum(1 for _, g, _, _, _ in people if g == "female")
+    genders = sum(1 for _, g, _, _, _ in people if g in ("female", "male"))
+    summary: dict[str, Cell] = {
+        "sku": sku,
+        "buyers": total,
+        "average_age": round(sum(ages) / len(ages), 1) if ages else None,
+        "female_share": ratio(females, genders),
+    }
+    return ["dimension", "value", "buyers", "share", "revenue"], rows, summary
+
+
+def preferences(session: Session, w: Window) -> Table:
+    """Each segment's (gender x age band) revenue by category, as a share of the segment."""
+    band = age_band(Customer.age_years)
+    gender = func.coalesce(Customer.gender, UNKNOWN)
+    query = (
+        select(gender, band, LineItem.category, REVENUE)
+        .select_from(LineItem)
+        .join(Customer, Customer.id == LineItem.customer_id)
+        .where(*_lines(w), Customer.is_staff.is_(False))
+        .group_by(gender, band, LineItem.category)
+    )
+    spend: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for g, b, category, revenue in session.execute(query):
+        spend[(str(g), str(b))][str(category)] = money(revenue)
+    order = [label for label, _, _ in AGE_BANDS] + [UNKNOWN]
+    rows: list[list[Cell]] = []
+    top: dict[str, Cell] = {}
+    for g in ("female", "male", UNKNOWN):
+        for b in order:
+            categories_spend = spend.get((g, b))
+            if not categories_spend:
+                continue
+            segment_total = sum(categories_spend.values())
+            ranked = sorted(categories_spend.items(), key=lambda kv: (-kv[1], kv[0]))
+            top[f"{g} {b}"] = ranked[0][0]
+            for category, amount in ranked:
+                rows.append([g, b, category, amount, ratio(amount, segment_total)])
+    summary: dict[str, Cell] = {"segments": len(top), **{f"top: {k}": v for k, v in top.items()}}
+    return ["gender", "age_band", "category", "revenue", "share_of_segment"], rows, summary
