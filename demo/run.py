@@ -46,6 +46,8 @@ CATALOGUE = [
     ("SKU-MUG", "Travel mug", "homeware", "Roastery", "14.00"),
     ("SKU-CAKE", "Carrot cake", "bakery", "Crumb", "4.80"),
 ]
+HEAD_OFFICE_EMAIL = "head-office@demo.storesight"
+DEMO_PASSWORD = "demo-password-1"  # a local demo database only
 #: Consecutive frames a face must be the primary customer before the simulated POS scans.
 PRIMARY_FRAMES = 8
 
@@ -82,6 +84,7 @@ def setup_cloud(url: str) -> dict[str, str]:
         admin.create_store(session, "Demo region", "DEMO-1", "Demo store")
         _, till = admin.create_device(session, "DEMO-1", "till", "till 1")
         _, entrance = admin.create_device(session, "DEMO-1", "entrance", "door")
+        admin.create_user(session, HEAD_OFFICE_EMAIL, "Head office", "head_office", DEMO_PASSWORD)
     return {"till": till, "entrance": entrance}
 
 
@@ -254,11 +257,32 @@ def enrol_first_member(cloud: str, key: str, events: EventCollector) -> int | No
     return int(customer)
 
 
+def head_office_view(cloud: str) -> dict[str, Any]:
+    """What head office sees of the demo: a few report figures, read over HTTP as a user."""
+    with httpx.Client(base_url=cloud, timeout=30) as client:
+        client.post(
+            "/v1/auth/login", json={"email": HEAD_OFFICE_EMAIL, "password": DEMO_PASSWORD}
+        ).raise_for_status()
+        traffic = client.get("/v1/reports/traffic").json()["summary"]
+        customers = client.get("/v1/reports/customers").json()["summary"]
+        categories = client.get("/v1/reports/categories").json()
+    return {
+        "report_transactions": traffic["transactions"],
+        "report_buyers": traffic["buyers"],
+        "report_new_customers": customers["new_customers"],
+        "report_returning_customers": customers["returning_customers"],
+        "report_top_category": categories["summary"]["top_category"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.run", description=__doc__)
     parser.add_argument("--source", default=os.environ.get("SOURCE") or None)
     parser.add_argument("--summary", type=Path, default=Path("demo-summary.json"))
     parser.add_argument("--dir", type=Path, default=None, help="state and logs (var/demo)")
+    parser.add_argument(
+        "--serve", action="store_true", help="keep the cloud API up afterwards for the dashboard"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     global DEMO_DIR
@@ -279,10 +303,20 @@ def main(argv: list[str] | None = None) -> int:
         if member is not None:
             print(f"customer {member} joined the VIP programme (consent given)")
         run_pass(2, source, cloud, keys, events)
+        reports = head_office_view(cloud)
+        if args.serve:
+            print(
+                f"\ndashboard: {cloud}/dashboard (sign in as {HEAD_OFFICE_EMAIL} / "
+                f"{DEMO_PASSWORD}); Ctrl-C to stop"
+            )
+            try:
+                process.wait()
+            except KeyboardInterrupt:
+                pass
     finally:
         process.terminate()
         process.wait(timeout=30)
-    figures = summary(events, database, keys)
+    figures = {**summary(events, database, keys), **reports}
     args.summary.write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     print("\nStoreSight demo summary")

@@ -41,6 +41,11 @@ def test_demo_stores_every_receipt_once_and_recognises_returning_faces(
     } <= set(summary)
     assert summary["checkouts"] >= 2
     assert summary["stored"] == summary["checkouts"]  # every receipt stored, once
+    # head office's reports, read over HTTP as a signed-in user, agree with the receipts
+    assert summary["report_transactions"] == summary["stored"]
+    # a fresh database: everyone recognised first bought within the report's period
+    assert summary["report_new_customers"] == summary["report_buyers"] >= 1
+    assert summary["report_returning_customers"] == 0
 
     sessions = session_factory(make_engine(f"sqlite:///{tmp_path / 'demo' / 'cloud.db'}"))
     with sessions() as session:
