@@ -222,11 +222,13 @@ def test_new_and_returning_customers(world: World) -> None:
         ["2026-03-03", 0, 1, 0],
         ["2026-03-04", 1, 1, 0],
     ]
+    # over the period: new c1 and c3; returning c2 and c1 (back on Tue and Wed)
     assert r.summary == {
         "new_customers": 2,
-        "returning_customers": 1,
+        "returning_customers": 2,
         "anonymous_transactions": 1,
-        "returning_share": 0.3333,
+        "buyers": 3,
+        "returning_share": 0.6667,
     }
     c = report(world, "customers", store="C")  # c1's first purchase in store C: new there
     assert c.rows[2] == ["2026-03-04", 1, 0, 0]

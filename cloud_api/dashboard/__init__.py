@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
-__all__ = ["STATIC_DIR", "router"]
+__all__ = ["STATIC_DIR", "router", "static_file"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

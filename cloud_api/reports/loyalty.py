@@ -1,6 +1,8 @@
 """Who comes back: new vs returning customers, visit frequency, retention of first-time
 buyers, and VIP members' activity. A customer is new on the day of their first purchase in
-the report's scope (the chain, a region or a store); staff are never counted."""
+the report's scope (the chain, a region or a store) and returning on any later day they buy;
+over a period, a customer can be both (new on Monday, back on Friday). Staff are never
+counted."""
 
 from __future__ import annotations
 
@@ -67,18 +69,20 @@ def customers(session: Session, w: Window) -> Table:
     totals = session.execute(
         select(
             func.count(case((first.c.at >= w.start, Receipt.customer_id)).distinct()),
-            func.count(case((first.c.at < w.start, Receipt.customer_id)).distinct()),
+            func.count(case((day != first_day, Receipt.customer_id)).distinct()),
+            func.count(Receipt.customer_id.distinct()),
         )
         .select_from(Receipt)
         .join(first, first.c.customer_id == Receipt.customer_id)
         .where(w.in_range(Receipt.scanned_at), *_identified(w))
     ).one()
-    new_total, returning_total = int(totals[0]), int(totals[1])
+    new_total, returning_total, buyers = int(totals[0]), int(totals[1]), int(totals[2])
     summary: dict[str, Cell] = {
         "new_customers": new_total,
         "returning_customers": returning_total,
         "anonymous_transactions": sum(int(r[3] or 0) for r in rows),
-        "returning_share": ratio(returning_total, new_total + returning_total),
+        "buyers": buyers,
+        "returning_share": ratio(returning_total, buyers),
     }
     return ["date", "new_customers", "returning_customers", "anonymous_transactions"], rows, summary
 
