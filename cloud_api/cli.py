@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import structlog
@@ -89,6 +89,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: settings.port)")
     serve.set_defaults(handler=_serve)
 
+    seed = sub.add_parser(
+        "seed",
+        parents=[database],
+        help="add synthetic stores, visitors and receipts (for the dashboard and benchmarks)",
+        description="Add a chain of synthetic stores with DAYS days of entrance sightings, "
+        "receipts, customers and visits to a database without customers or activity "
+        "(migrated first if needed). The same --seed gives the same data.",
+    )
+    seed.add_argument("--stores", type=int, required=True, metavar="N", help="how many stores")
+    seed.add_argument("--days", type=int, required=True, metavar="D", help="days of activity")
+    seed.add_argument("--end", metavar="YYYY-MM-DD", help="the last day (default: today, UTC)")
+    seed.add_argument(
+        "--receipts",
+        type=int,
+        metavar="N",
+        help="about this many receipts in all (scales the traffic; default: ~90 a store a day)",
+    )
+    seed.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    seed.set_defaults(handler=_seed)
+
     admin = sub.add_parser("admin", help="regions, stores, devices and users")
     actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -127,6 +147,15 @@ def _parser() -> argparse.ArgumentParser:
         help="read the password from standard input instead of prompting",
     )
     user.set_defaults(handler=_create_user)
+
+    staff = actions.add_parser(
+        "set-staff",
+        parents=[database],
+        help="mark a customer as staff (left out of visitor and customer counts), or not",
+    )
+    staff.add_argument("--customer", type=int, required=True, metavar="ID", help="customer id")
+    staff.add_argument("--off", action="store_true", help="the customer is not staff (any more)")
+    staff.set_defaults(handler=_set_staff)
 
     listing = actions.add_parser("list", parents=[database], help="show a table")
     listing.add_argument("what", choices=("regions", "stores", "devices", "users"))
@@ -302,6 +331,64 @@ def _create_user(args: argparse.Namespace) -> int:
         user = create_user(session, args.email, args.name, args.role, password, args.store)
     log.info("user created", user_id=user.id, email=user.email, role=user.role)
     print(f"created user {user.id}: {user.email} ({user.role})")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from cloud_api.db.migrate import current, head_revision, upgrade
+    from cloud_api.seed import SeedError, check_arguments, seed
+
+    end: date | None = None
+    if args.end:
+        try:
+            end = date.fromisoformat(args.end)
+        except ValueError as error:
+            raise CommandError(f"--end must be a day as YYYY-MM-DD, not {args.end!r}") from error
+    try:
+        check_arguments(args.stores, args.days, args.receipts, args.seed)
+    except SeedError as error:
+        raise CommandError(str(error)) from error
+    url = _database_url(args)
+    if current(url) != head_revision():
+        upgrade(url)
+    try:
+        summary = seed(
+            url,
+            stores=args.stores,
+            days=args.days,
+            end=end,
+            receipts=args.receipts,
+            seed=args.seed,
+        )
+    except SeedError as error:
+        raise CommandError(str(error)) from error
+    regions = "region" if summary.regions == 1 else "regions"
+    print(
+        f"seeded {display_url(url)}: {summary.stores} stores in {summary.regions} {regions}, "
+        f"{summary.first_day.isoformat()} to {summary.last_day.isoformat()}"
+    )
+    _print_table(("added", "rows"), summary.rows())
+    return 0
+
+
+def _set_staff(args: argparse.Namespace) -> int:
+    from cloud_api.db.models import Customer
+
+    staff = not args.off
+    with _admin_session(args) as session:
+        customer = session.get(Customer, args.customer)
+        if customer is None:
+            raise CommandError(f"unknown customer id {args.customer}")
+        changed = customer.is_staff != staff
+        customer.is_staff = staff
+    log.info("customer_staff_set", customer_id=args.customer, is_staff=staff, changed=changed)
+    state = "staff" if staff else "not staff"
+    if not changed:
+        print(f"customer {args.customer} was already {state}")
+    elif staff:
+        print(f"customer {args.customer} is now staff: left out of visitor and customer counts")
+    else:
+        print(f"customer {args.customer} is no longer staff: counted as a customer again")
     return 0
 
 
