@@ -1436,6 +1436,15 @@ def seed(
                 bar.set_description("seeded; indexing" if postgres else "seeded; committing")
         with engine.begin() as connection:  # planner statistics for the new rows
             connection.execute(text("ANALYZE"))
+        from sqlalchemy.orm import Session
+
+        from cloud_api.reports import rollups
+
+        with Session(engine) as session, session.begin():  # the reports' rollups, at once
+            rollups.rebuild(session)
+        if postgres:
+            with engine.begin() as connection:
+                connection.execute(text("ANALYZE"))
     finally:
         engine.dispose()
     log.info(

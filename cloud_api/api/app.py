@@ -19,6 +19,7 @@ from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.routes import health, router
 from cloud_api.dashboard import router as dashboard
 from cloud_api.db.session import make_engine, session_factory
+from cloud_api.reports import rollups
 from cloud_api.services.context import Services
 from cloud_api.services.recognizer import Recognizer
 from cloud_api.services.retention import purge_expired
@@ -27,6 +28,7 @@ from cloud_api.settings import CloudSettings
 log = structlog.get_logger(__name__)
 
 RETENTION_INTERVAL_S = 3600.0
+ROLLUP_INTERVAL_S = 30.0
 REBUILD_CHECK_S = 5.0
 
 
@@ -70,6 +72,10 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
                 lambda: services.recognizer.maintain(max_age_s=settings.rebuild_interval_s),
             ),
             _Periodic("retention", RETENTION_INTERVAL_S, lambda: purge_expired(services)),
+            # reports read rollups; keep them warm so a report rarely waits for a refresh
+            _Periodic(
+                "rollups", ROLLUP_INTERVAL_S, lambda: rollups.ensure_fresh(services.sessions)
+            ),
         ]
         for task in tasks:
             task.start()

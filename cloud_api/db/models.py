@@ -8,7 +8,7 @@ personal) tells other API processes to drop the customer from their in-memory in
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -313,3 +314,111 @@ class AlertEvent(Base):
     customer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ---- report rollups: derived from the tables above, rebuilt at will (cloud_api.reports.rollups)
+
+
+class RollupTraffic(Base):
+    """Visitors and transactions per store, day and hour (staff left out)."""
+
+    __tablename__ = "rollup_traffic"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visitors: Mapped[int] = mapped_column(Integer)
+    transactions: Mapped[int] = mapped_column(Integer)
+    anonymous: Mapped[int] = mapped_column(Integer)
+
+
+class RollupSales(Base):
+    """Units, revenue and receipts per store, day and product (every sale)."""
+
+    __tablename__ = "rollup_sales"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(16, 3))
+    revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    receipts: Mapped[int] = mapped_column(Integer)
+
+
+class RollupCategories(Base):
+    """Units, revenue and receipts per store, day and category (every sale)."""
+
+    __tablename__ = "rollup_categories"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(16, 3))
+    revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    receipts: Mapped[int] = mapped_column(Integer)
+
+
+class RollupBaskets(Base):
+    """Transactions, revenue and units per store and day (every sale)."""
+
+    __tablename__ = "rollup_baskets"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    transactions: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+    items: Mapped[Decimal] = mapped_column(Numeric(16, 3))
+
+
+class RollupVisitorSegments(Base):
+    """Entrance visitors per store, day, gender and age band (staff left out)."""
+
+    __tablename__ = "rollup_visitor_segments"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    gender: Mapped[str] = mapped_column(String(8), primary_key=True)
+    age_band: Mapped[str] = mapped_column(String(8), primary_key=True)
+    visitors: Mapped[int] = mapped_column(Integer)
+
+
+class RollupBuyers(Base):
+    """Distinct buyers per day in a scope (a store, a region, or the chain: id 0), split
+    into those buying for the first time in that scope and those coming back."""
+
+    __tablename__ = "rollup_buyers"
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    buyers: Mapped[int] = mapped_column(Integer)
+    new_customers: Mapped[int] = mapped_column(Integer)
+    returning_customers: Mapped[int] = mapped_column(Integer)
+
+
+class RollupCustomerFirst(Base):
+    """A customer's first and second purchase in a scope (store, region, chain)."""
+
+    __tablename__ = "rollup_customer_firsts"
+    __table_args__ = (
+        Index("ix_rollup_customer_firsts_scope_first", "scope", "scope_id", "first_at"),
+    )
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    second_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RollupDirty(Base):
+    """Store-days whose rollups must be recomputed (a customer deleted or made staff)."""
+
+    __tablename__ = "rollup_dirty"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class RollupState(Base):
+    """How far the rollups have read: the last receipt and sighting ids taken in."""
+
+    __tablename__ = "rollup_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(BigInteger)
+    sighting_id: Mapped[int] = mapped_column(BigInteger)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.reports import forecast, loyalty, sales, traffic
+from cloud_api.reports import forecast, loyalty, rollups, sales, traffic
 from cloud_api.reports.common import Window, window
 from cloud_api.services.errors import NotFound
 from contract import Cell, Report, ReportFilters, ReportInfo, ReportParam
@@ -124,6 +124,7 @@ def run_report(sessions: sessionmaker[Session], name: str, filters: ReportFilter
         raise NotFound(f"no report named {name!r}; reports: {', '.join(_REPORTS)}")
     title, _, _, build = entry
     started = time.perf_counter()
+    rollups.ensure_fresh(sessions)
     with sessions() as session:
         columns, rows, summary = build(session, window(session, filters))
     elapsed_ms = (time.perf_counter() - started) * 1000

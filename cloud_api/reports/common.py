@@ -57,6 +57,10 @@ class Window:
     def in_range(self, column: Any) -> ColumnElement[bool]:
         return and_(column >= self.start, column < self.end)
 
+    def on_days(self, column: Any) -> ColumnElement[bool]:
+        """For a rollup's DATE column."""
+        return and_(column >= self.filters.date_from, column <= self.filters.date_to)
+
     def stores(self, column: Any) -> ColumnElement[bool]:
         """The store filter on a store-id column (a region is its stores)."""
         if self.filters.store_id is not None:
@@ -67,14 +71,18 @@ class Window:
         return true()
 
     def day(self, column: Any) -> ColumnElement[Any]:
-        if self.dialect == "postgresql":
-            return func.date(func.timezone("UTC", column))
-        return func.date(column)
+        return day_of(self.dialect, column)
 
     def hour(self, column: Any) -> ColumnElement[Any]:
-        if self.dialect == "postgresql":
-            return cast(func.extract("hour", func.timezone("UTC", column)), Integer)
-        return cast(func.strftime("%H", column), Integer)
+        return hour_of(self.dialect, column)
+
+    def store_scope(self) -> tuple[str, int]:
+        """The rollup scope these filters read: a store, a region, or the chain (id 0)."""
+        if self.filters.store_id is not None:
+            return "store", self.filters.store_id
+        if self.filters.region_id is not None:
+            return "region", self.filters.region_id
+        return "chain", 0
 
     def weekday(self, column: Any) -> ColumnElement[Any]:
         """0 = Monday ... 6 = Sunday."""
@@ -89,6 +97,28 @@ class Window:
             return cast(func.floor(seconds / 604800.0), Integer)
         days = func.julianday(column) - func.julianday(origin.strftime("%Y-%m-%d %H:%M:%S"))
         return cast(func.floor(days / 7.0), Integer)
+
+
+def day_of(dialect: str, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column."""
+    if dialect == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def hour_of(dialect: str, column: Any) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return cast(func.extract("hour", func.timezone("UTC", column)), Integer)
+    return cast(func.strftime("%H", column), Integer)
+
+
+def as_date(value: Any) -> date:
+    """A DATE column's value, whatever the backend returned (SQLite gives text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
 
 
 def window(session: Session, filters: ReportFilters) -> Window:

@@ -18,8 +18,9 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloud_api.db.models import LineItem
-from cloud_api.reports.common import Window, ratio
+from cloud_api.db.models import RollupSales
+from cloud_api.reports.common import Window, as_date, ratio
+from cloud_api.reports.sales import describe_products
 from contract import Cell
 
 Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
@@ -64,41 +65,32 @@ def forecast(session: Session, w: Window) -> Table:
     horizon = w.param("weeks", 4, 1, 12)
     limit = w.param("limit", 10, 1, 100)
     lookback = YEAR_WEEKS + HISTORY_WEEKS
+    last_day = w.filters.date_to
+    origin_day = last_day + timedelta(days=1) - timedelta(weeks=lookback)
     origin = w.end - timedelta(weeks=lookback)
-    week = w.weeks_since(LineItem.sold_at, origin)
-    scope = [
-        LineItem.sold_at >= origin,
-        LineItem.sold_at < w.end,
-        w.stores(LineItem.store_id),
-    ]
-    quantity = func.sum(LineItem.quantity)
-    recent = w.end - timedelta(weeks=HISTORY_WEEKS)
+    s = RollupSales
+    scope = [s.day >= origin_day, s.day <= last_day, w.stores(s.store_id)]
+    quantity = func.sum(s.quantity)
+    recent = last_day + timedelta(days=1) - timedelta(weeks=HISTORY_WEEKS)
     top = [
         sku
         for sku, _ in session.execute(
-            select(LineItem.sku, quantity)
-            .where(*scope, LineItem.sold_at >= recent)
-            .group_by(LineItem.sku)
-            .order_by(quantity.desc(), LineItem.sku)
+            select(s.sku, quantity)
+            .where(*scope, s.day >= recent)
+            .group_by(s.sku)
+            .order_by(quantity.desc(), s.sku)
             .limit(limit)
         )
     ]
-    names = dict(
-        session.execute(
-            select(LineItem.sku, func.max(LineItem.name))
-            .where(LineItem.sku.in_(top), *scope)
-            .group_by(LineItem.sku)
-        ).all()
-    )
+    names = {sku: about[0] for sku, about in describe_products(session, top).items()}
     series = np.zeros((len(top), lookback))
     position = {sku: i for i, sku in enumerate(top)}
-    for sku, index, amount in session.execute(
-        select(LineItem.sku, week, quantity)
-        .where(LineItem.sku.in_(top), *scope)
-        .group_by(LineItem.sku, week)
+    for sku, day, amount in session.execute(
+        select(s.sku, s.day, quantity).where(s.sku.in_(top), *scope).group_by(s.sku, s.day)
     ):
-        if 0 <= int(index) < lookback:
-            series[position[sku], int(index)] = float(amount)
+        index = (as_date(day) - origin_day).days // 7
+        if 0 <= index < lookback:
+            series[position[sku], index] += float(amount)
     future = predict(series, lookback, horizon) if top else np.zeros((0, horizon))
     backtest = predict(series, lookback - horizon, horizon) if top else np.zeros((0, horizon))
     actual = series[:, lookback - horizon :]

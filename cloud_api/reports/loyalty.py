@@ -12,7 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import ColumnElement, Subquery, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from cloud_api.db.models import Customer, Receipt
+from cloud_api.db.models import (
+    Customer,
+    Receipt,
+    RollupBuyers,
+    RollupCustomerFirst,
+    RollupTraffic,
+)
 from cloud_api.reports.common import Window, day_text, money, not_staff, ratio
 from contract import Cell
 
@@ -45,38 +51,53 @@ def _first_purchases(w: Window) -> Subquery:
 
 
 def customers(session: Session, w: Window) -> Table:
-    first = _first_purchases(w)
-    day = w.day(Receipt.scanned_at)
-    first_day = w.day(first.c.at)
-    query = (
-        select(
-            day,
-            func.count(case((day == first_day, Receipt.customer_id)).distinct()),
-            func.count(case((day != first_day, Receipt.customer_id)).distinct()),
-            func.count(case((Receipt.customer_id.is_(None), 1))),
+    """Per day from the buyers rollup of the filters' scope (and the hourly rollup's
+    anonymous purchases); the period's distinct returning customers from the receipts."""
+    scope, scope_id = w.store_scope()
+    found = {
+        day_text(d): (int(n), int(r))
+        for d, n, r in session.execute(
+            select(
+                RollupBuyers.day, RollupBuyers.new_customers, RollupBuyers.returning_customers
+            ).where(
+                RollupBuyers.scope == scope,
+                RollupBuyers.scope_id == scope_id,
+                w.on_days(RollupBuyers.day),
+            )
         )
-        .select_from(Receipt)
-        .outerjoin(first, first.c.customer_id == Receipt.customer_id)
-        .where(w.in_range(Receipt.scanned_at), w.stores(Receipt.store_id))
-        .where(not_staff(Receipt.customer_id))
-        .group_by(day)
-    )
-    found = {day_text(d): (int(n), int(r), int(a)) for d, n, r, a in session.execute(query)}
+    }
+    anonymous = {
+        day_text(d): int(a or 0)
+        for d, a in session.execute(
+            select(RollupTraffic.day, func.sum(RollupTraffic.anonymous))
+            .where(w.on_days(RollupTraffic.day), w.stores(RollupTraffic.store_id))
+            .group_by(RollupTraffic.day)
+        )
+    }
     rows: list[list[Cell]] = []
     for d in w.days:
-        new, returning, anonymous = found.get(d.isoformat(), (0, 0, 0))
-        rows.append([d.isoformat(), new, returning, anonymous])
+        new, returning = found.get(d.isoformat(), (0, 0))
+        rows.append([d.isoformat(), new, returning, anonymous.get(d.isoformat(), 0)])
+    first = RollupCustomerFirst
+    day = w.day(Receipt.scanned_at)
     totals = session.execute(
         select(
-            func.count(case((first.c.at >= w.start, Receipt.customer_id)).distinct()),
-            func.count(case((day != first_day, Receipt.customer_id)).distinct()),
+            func.count(case((day != w.day(first.first_at), Receipt.customer_id)).distinct()),
             func.count(Receipt.customer_id.distinct()),
         )
         .select_from(Receipt)
-        .join(first, first.c.customer_id == Receipt.customer_id)
+        .join(
+            first,
+            and_(
+                first.scope == scope,
+                first.scope_id == (Receipt.store_id if scope == "store" else scope_id),
+                first.customer_id == Receipt.customer_id,
+            ),
+        )
         .where(w.in_range(Receipt.scanned_at), *_identified(w))
     ).one()
-    new_total, returning_total, buyers = int(totals[0]), int(totals[1]), int(totals[2])
+    returning_total, buyers = int(totals[0]), int(totals[1])
+    new_total = sum(int(r[1] or 0) for r in rows)
     summary: dict[str, Cell] = {
         "new_customers": new_total,
         "returning_customers": returning_total,
@@ -131,35 +152,23 @@ def retention(session: Session, w: Window) -> Table:
     Monday), and how many bought again within `days` days of it. A cohort whose `days` have
     not all passed by the last purchase on record is marked incomplete."""
     days = w.param("days", 30, 1, 365)
-    ranked = (
-        select(
-            Receipt.customer_id.label("customer_id"),
-            Receipt.scanned_at.label("at"),
-            func.row_number()
-            .over(partition_by=Receipt.customer_id, order_by=(Receipt.scanned_at, Receipt.id))
-            .label("n"),
-        )
-        .where(*_identified(w))
-        .subquery("ranked")
-    )
-    first_at = func.min(case((ranked.c.n == 1, ranked.c.at)))
-    second_at = func.min(case((ranked.c.n == 2, ranked.c.at)))
-    query = (
-        select(first_at, second_at)
-        .where(ranked.c.n <= 2)
-        .group_by(ranked.c.customer_id)
-        .having(and_(first_at >= w.start, first_at < w.end))
+    scope, scope_id = w.store_scope()
+    first = RollupCustomerFirst
+    query = select(first.first_at, first.second_at).where(
+        first.scope == scope,
+        first.scope_id == scope_id,
+        w.in_range(first.first_at),
     )
     last_purchase = session.scalar(
         select(func.max(Receipt.scanned_at)).where(w.stores(Receipt.store_id))
     )
     horizon = _aware(last_purchase) if last_purchase is not None else w.end
     cohorts: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    for first, second in session.execute(query):
-        first = _aware(first)
-        week = first.date() - timedelta(days=first.weekday())
+    for first_at, second_at in session.execute(query):
+        start = _aware(first_at)
+        week = start.date() - timedelta(days=start.weekday())
         cohorts[week][0] += 1
-        if second is not None and _aware(second) - first <= timedelta(days=days):
+        if second_at is not None and _aware(second_at) - start <= timedelta(days=days):
             cohorts[week][1] += 1
     rows: list[list[Cell]] = []
     for week in sorted(cohorts):

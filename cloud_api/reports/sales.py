@@ -9,7 +9,15 @@ from collections import defaultdict
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from cloud_api.db.models import Customer, LineItem, Product, Receipt
+from cloud_api.db.models import (
+    Customer,
+    LineItem,
+    Product,
+    Receipt,
+    RollupBaskets,
+    RollupCategories,
+    RollupSales,
+)
 from cloud_api.reports.common import (
     AGE_BANDS,
     UNKNOWN,
@@ -32,31 +40,43 @@ def _lines(w: Window) -> list[ColumnElement[bool]]:
     return [w.in_range(LineItem.sold_at), w.stores(LineItem.store_id)]
 
 
+def describe_products(session: Session, skus: list[str]) -> dict[str, tuple[str, str, str]]:
+    """Name, category and brand of each SKU: the catalogue, else its line items."""
+    catalogue = {
+        sku: (name, category, brand)
+        for sku, name, category, brand in session.execute(
+            select(Product.sku, Product.name, Product.category, Product.brand).where(
+                Product.sku.in_(skus)
+            )
+        )
+    }
+    missing = [sku for sku in skus if sku not in catalogue]
+    if missing:  # sold but never catalogued
+        for sku, name, category, brand in session.execute(
+            select(
+                LineItem.sku,
+                func.max(LineItem.name),
+                func.max(LineItem.category),
+                func.max(LineItem.brand),
+            )
+            .where(LineItem.sku.in_(missing))
+            .group_by(LineItem.sku)
+        ):
+            catalogue[sku] = (name, category, brand)
+    return catalogue
+
+
 def categories(session: Session, w: Window) -> Table:
-    per_basket = (
-        select(
-            LineItem.category.label("category"),
-            LineItem.receipt_id.label("receipt_id"),
-            func.sum(LineItem.quantity).label("quantity"),
-            func.sum(LineItem.quantity * LineItem.unit_price).label("revenue"),
-        )
-        .where(*_lines(w))
-        .group_by(LineItem.category, LineItem.receipt_id)
-        .subquery("per_basket")
-    )
+    c = RollupCategories
     query = (
-        select(
-            per_basket.c.category,
-            func.sum(per_basket.c.revenue),
-            func.sum(per_basket.c.quantity),
-            func.count(),
-        )
-        .group_by(per_basket.c.category)
-        .order_by(func.sum(per_basket.c.revenue).desc(), per_basket.c.category)
+        select(c.category, func.sum(c.revenue), func.sum(c.quantity), func.sum(c.receipts))
+        .where(w.on_days(c.day), w.stores(c.store_id))
+        .group_by(c.category)
+        .order_by(func.sum(c.revenue).desc(), c.category)
     )
-    found = [(c, money(r), float(q or 0), int(n)) for c, r, q, n in session.execute(query)]
+    found = [(k, money(r), float(q or 0), int(n or 0)) for k, r, q, n in session.execute(query)]
     total = sum(r for _, r, _, _ in found)
-    rows: list[list[Cell]] = [[c, r, round(q, 3), n, ratio(r, total)] for c, r, q, n in found]
+    rows: list[list[Cell]] = [[k, r, round(q, 3), n, ratio(r, total)] for k, r, q, n in found]
     summary: dict[str, Cell] = {
         "revenue": round(total, 2),
         "categories": len(rows),
@@ -67,36 +87,18 @@ def categories(session: Session, w: Window) -> Table:
 
 def products(session: Session, w: Window) -> Table:
     limit = w.param("limit", 50, 1, 1000)
-    top = (
-        select(
-            LineItem.sku,
-            REVENUE.label("revenue"),
-            func.sum(LineItem.quantity).label("quantity"),
-            func.count(LineItem.receipt_id.distinct()).label("transactions"),
-        )
-        .where(*_lines(w))
-        .group_by(LineItem.sku)
-        .order_by(REVENUE.desc(), LineItem.sku)
+    s = RollupSales
+    revenue = func.sum(s.revenue)
+    top = session.execute(
+        select(s.sku, revenue, func.sum(s.quantity), func.sum(s.receipts))
+        .where(w.on_days(s.day), w.stores(s.store_id))
+        .group_by(s.sku)
+        .order_by(revenue.desc(), s.sku)
         .limit(limit)
-        .subquery("top")
-    )
-    names = (
-        select(
-            LineItem.sku,
-            func.max(LineItem.name),
-            func.max(LineItem.category),
-            func.max(LineItem.brand),
-        )
-        .where(LineItem.sku.in_(select(top.c.sku)), *_lines(w))
-        .group_by(LineItem.sku)
-    )
-    catalogue = {sku: (n, c, b) for sku, n, c, b in session.execute(names)}
+    ).all()
+    catalogue = describe_products(session, [sku for sku, _, _, _ in top])
     rows: list[list[Cell]] = []
-    for sku, revenue, quantity, transactions in session.execute(
-        select(top.c.sku, top.c.revenue, top.c.quantity, top.c.transactions).order_by(
-            top.c.revenue.desc(), top.c.sku
-        )
-    ):
+    for sku, amount, quantity, receipts in top:
         name, category, brand = catalogue.get(sku, (sku, "", ""))
         rows.append(
             [
@@ -104,12 +106,16 @@ def products(session: Session, w: Window) -> Table:
                 name,
                 category,
                 brand,
-                money(revenue),
-                round(float(quantity), 3),
-                int(transactions),
+                money(amount),
+                round(float(quantity or 0), 3),
+                int(receipts or 0),
             ]
         )
-    total = session.scalar(select(REVENUE).where(*_lines(w)))
+    total = session.scalar(
+        select(func.sum(RollupBaskets.revenue)).where(
+            w.on_days(RollupBaskets.day), w.stores(RollupBaskets.store_id)
+        )
+    )
     summary: dict[str, Cell] = {
         "revenue": money(total),
         "products_listed": len(rows),
@@ -120,36 +126,29 @@ def products(session: Session, w: Window) -> Table:
 
 
 def basket(session: Session, w: Window) -> Table:
-    day = w.day(Receipt.scanned_at)
-    receipts = {
-        day_text(d): (int(n), money(t))
-        for d, n, t in session.execute(
-            select(day, func.count(), func.sum(Receipt.total))
-            .where(w.in_range(Receipt.scanned_at), w.stores(Receipt.store_id))
-            .group_by(day)
-        )
-    }
-    line_day = w.day(LineItem.sold_at)
-    items = {
-        day_text(d): float(q or 0)
-        for d, q in session.execute(
-            select(line_day, func.sum(LineItem.quantity)).where(*_lines(w)).group_by(line_day)
+    b = RollupBaskets
+    found = {
+        day_text(d): (int(n or 0), money(r), float(i or 0))
+        for d, n, r, i in session.execute(
+            select(b.day, func.sum(b.transactions), func.sum(b.revenue), func.sum(b.items))
+            .where(w.on_days(b.day), w.stores(b.store_id))
+            .group_by(b.day)
         )
     }
     rows: list[list[Cell]] = []
     for d in w.days:
-        key = d.isoformat()
-        count, revenue = receipts.get(key, (0, 0.0))
+        count, revenue, items = found.get(d.isoformat(), (0, 0.0, 0.0))
         rows.append(
-            [key, count, revenue, ratio(revenue, count, 2), ratio(items.get(key, 0.0), count, 2)]
+            [d.isoformat(), count, revenue, ratio(revenue, count, 2), ratio(items, count, 2)]
         )
-    transactions = sum(c for c, _ in receipts.values())
-    revenue_total = sum(r for _, r in receipts.values())
+    transactions = sum(c for c, _, _ in found.values())
+    revenue_total = sum(r for _, r, _ in found.values())
+    items_total = sum(i for _, _, i in found.values())
     summary: dict[str, Cell] = {
         "transactions": transactions,
         "revenue": round(revenue_total, 2),
         "average_basket": ratio(revenue_total, transactions, 2),
-        "items_per_basket": ratio(sum(items.values()), transactions, 2),
+        "items_per_basket": ratio(items_total, transactions, 2),
     }
     columns = ["date", "transactions", "revenue", "average_basket", "items_per_basket"]
     return columns, rows, summary

@@ -8,12 +8,20 @@ from collections import defaultdict
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from cloud_api.db.models import Customer, Receipt, Sighting
+from cloud_api.db.models import (
+    Customer,
+    Receipt,
+    RollupBuyers,
+    RollupTraffic,
+    RollupVisitorSegments,
+    Sighting,
+)
 from cloud_api.reports.common import (
     AGE_BANDS,
     UNKNOWN,
     Window,
     age_band,
+    as_date,
     day_text,
     not_staff,
     ratio,
@@ -36,27 +44,46 @@ def _purchases(w: Window) -> list[ColumnElement[bool]]:
 
 
 def traffic(session: Session, w: Window) -> Table:
+    """Visitors and transactions from the hourly rollup; distinct buyers per day from the
+    buyers rollup of the filters' scope; the period's distinct buyers from the receipts."""
     visitors: dict[str, int] = defaultdict(int)
-    day = w.day(Sighting.at)
-    for value, count in session.execute(
-        select(day, func.count()).where(*_visitors(w)).group_by(day)
+    transactions: dict[str, int] = defaultdict(int)
+    for value, seen, sold in session.execute(
+        select(
+            RollupTraffic.day,
+            func.sum(RollupTraffic.visitors),
+            func.sum(RollupTraffic.transactions),
+        )
+        .where(w.on_days(RollupTraffic.day), w.stores(RollupTraffic.store_id))
+        .group_by(RollupTraffic.day)
     ):
-        visitors[day_text(value)] = int(count)
-    sales: dict[str, tuple[int, int]] = {}
-    day = w.day(Receipt.scanned_at)
-    for value, count, buyers in session.execute(
-        select(day, func.count(), func.count(Receipt.customer_id.distinct()))
-        .where(*_purchases(w))
-        .group_by(day)
-    ):
-        sales[day_text(value)] = (int(count), int(buyers))
+        visitors[day_text(value)] = int(seen or 0)
+        transactions[day_text(value)] = int(sold or 0)
+    scope, scope_id = w.store_scope()
+    buyers = {
+        day_text(d): int(n)
+        for d, n in session.execute(
+            select(RollupBuyers.day, RollupBuyers.buyers).where(
+                RollupBuyers.scope == scope,
+                RollupBuyers.scope_id == scope_id,
+                w.on_days(RollupBuyers.day),
+            )
+        )
+    }
     rows: list[list[Cell]] = []
     for d in w.days:
         key = d.isoformat()
-        transactions, buyers = sales.get(key, (0, 0))
-        rows.append([key, visitors[key], transactions, buyers, ratio(transactions, visitors[key])])
+        rows.append(
+            [
+                key,
+                visitors[key],
+                transactions[key],
+                buyers.get(key, 0),
+                ratio(transactions[key], visitors[key]),
+            ]
+        )
     total_visitors = sum(visitors.values())
-    total_transactions = sum(t for t, _ in sales.values())
+    total_transactions = sum(transactions.values())
     distinct_buyers = session.scalar(
         select(func.count(Receipt.customer_id.distinct())).where(*_purchases(w))
     )
@@ -71,19 +98,20 @@ def traffic(session: Session, w: Window) -> Table:
 
 def heatmap(session: Session, w: Window) -> Table:
     cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-    for column, table, conditions, at in (
-        (0, Sighting, _visitors(w), Sighting.at),
-        (1, Receipt, _purchases(w), Receipt.scanned_at),
-    ):
-        weekday, hour = w.weekday(at), w.hour(at)
-        query = (
-            select(weekday, hour, func.count())
-            .select_from(table)
-            .where(*conditions)
-            .group_by(weekday, hour)
+    query = (
+        select(
+            RollupTraffic.day,
+            RollupTraffic.hour,
+            func.sum(RollupTraffic.visitors),
+            func.sum(RollupTraffic.transactions),
         )
-        for day_of_week, hour_of_day, count in session.execute(query):
-            cells[(int(day_of_week), int(hour_of_day))][column] = int(count)
+        .where(w.on_days(RollupTraffic.day), w.stores(RollupTraffic.store_id))
+        .group_by(RollupTraffic.day, RollupTraffic.hour)
+    )
+    for day, hour, seen, sold in session.execute(query):
+        cell = cells[(as_date(day).weekday(), int(hour))]
+        cell[0] += int(seen or 0)
+        cell[1] += int(sold or 0)
     rows: list[list[Cell]] = [
         [d, h, cells[(d, h)][0], cells[(d, h)][1]] for d in range(7) for h in range(24)
     ]
@@ -103,19 +131,16 @@ def demographics(session: Session, w: Window) -> Table:
     band = age_band(Customer.age_years)
     gender = func.coalesce(Customer.gender, UNKNOWN)
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    visitors = (
-        select(band, gender, func.count())
-        .select_from(Sighting)
-        .join(Customer, Customer.id == Sighting.customer_id)
-        .where(*_visitors(w))
-        .group_by(band, gender)
-    )
-    for b, g, count in session.execute(visitors):
-        counts[(str(b), str(g))][0] += int(count)
-    unidentified = session.scalar(
-        select(func.count()).where(*_visitors(w), Sighting.customer_id.is_(None))
-    )
-    counts[(UNKNOWN, UNKNOWN)][0] += int(unidentified or 0)
+    for b, g, count in session.execute(
+        select(
+            RollupVisitorSegments.age_band,
+            RollupVisitorSegments.gender,
+            func.sum(RollupVisitorSegments.visitors),
+        )
+        .where(w.on_days(RollupVisitorSegments.day), w.stores(RollupVisitorSegments.store_id))
+        .group_by(RollupVisitorSegments.age_band, RollupVisitorSegments.gender)
+    ):
+        counts[(str(b), str(g))][0] += int(count or 0)
     buyers = (
         select(band, gender, func.count(Receipt.customer_id.distinct()))
         .select_from(Receipt)
@@ -126,7 +151,9 @@ def demographics(session: Session, w: Window) -> Table:
     for b, g, count in session.execute(buyers):
         counts[(str(b), str(g))][1] += int(count)
     anonymous = session.scalar(
-        select(func.count()).where(*_purchases(w), Receipt.customer_id.is_(None))
+        select(func.sum(RollupTraffic.anonymous)).where(
+            w.on_days(RollupTraffic.day), w.stores(RollupTraffic.store_id)
+        )
     )
     counts[(UNKNOWN, UNKNOWN)][1] += int(anonymous or 0)
     order = [label for label, _, _ in AGE_BANDS] + [UNKNOWN]

@@ -21,6 +21,7 @@ from cloud_api.db.models import (
 from cloud_api.db.models import (
     LineItem as LineItemRow,
 )
+from cloud_api.reports import rollups
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Conflict, Forbidden, NotFound
 from cloud_api.services.vip_card import member_info, unidentified_card
@@ -136,6 +137,8 @@ def purge(session: Session, customer_ids: list[int]) -> None:
     """
     if not customer_ids:
         return
+    for customer_id in customer_ids:  # their store-days' report rollups are recomputed
+        rollups.customer_changed(session, customer_id)
     # The answer stored for idempotent replays names the member: replace it with one that
     # names nobody, for every receipt the customer was bound to.
     for receipt in session.scalars(select(Receipt).where(Receipt.customer_id.in_(customer_ids))):
