@@ -13,7 +13,9 @@
    for the busiest store. `portrait` asks about the best-selling SKU; the other reports run
    with their default parameters. Three runs each; the median counts.
 3. The reference, measured in the same run: `SELECT count(*) FROM line_items`, a full scan
-   of the biggest table.
+   of the biggest table. The reports read rollups (`cloud_api.reports.rollups`), rebuilt from
+   scratch first here (timed and printed: what a bulk load costs once); a report's own
+   refresh then finds nothing new.
 
 The target is every report within 2 s for the whole chain: `max_s` <= 2.
 JSON: {"reports": {name: s}, "max_s", "one_store": {name: s}, "reference_s", "receipts"}
@@ -194,6 +196,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{receipts} receipts, {first.date()} to {last.date()}; "
             f"one store: id {busiest} (the busiest); portrait of {best_seller}"
         )
+        from cloud_api.reports import rollups
+
+        started = time.perf_counter()
+        with sessions() as session, session.begin():  # what a seed or a bulk load ends with
+            rollups.rebuild(session)
+        rebuild_s = time.perf_counter() - started
+        note(f"rollups rebuilt in {rebuild_s:.1f} s")
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
         count_line_items(sessions)  # warm the cache as the reports' first runs will
         reference_s = median_s(lambda: count_line_items(sessions))
 
@@ -232,12 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     max_s = max(chain.values()) if chain else float("nan")
     verdict = "within" if chain and max_s <= TARGET_S and not errors else "NOT within"
     print(f"slowest: {max_s:.3f} s, {verdict} the {TARGET_S:.0f} s target")
+    print(f"(the rollups the reports read were rebuilt from scratch in {rebuild_s:.1f} s)")
     result: dict[str, Any] = {
         "reports": chain,
         "max_s": max_s,
         "one_store": one_store,
         "reference_s": reference_s,
         "receipts": receipts,
+        "rollup_rebuild_s": rebuild_s,
     }
     if errors:
         result["errors"] = errors

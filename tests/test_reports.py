@@ -69,7 +69,7 @@ def build(url: str) -> World:
             doors[code] = admin.create_device(session, f"ST-{code}", "entrance", "door")[0].id
         admin.create_user(session, "boss@example.com", "Boss", "head_office", PASSWORD)
         admin.create_user(session, "anna@example.com", "Anna", "store_manager", PASSWORD, "ST-A")
-        people = {
+        people = {  # visit_count: their checkouts on record (r1 r4 r7; r0 r2; r6; r5)
             "c1": Customer(
                 gender="female",
                 age_years=30.0,
@@ -77,10 +77,11 @@ def build(url: str) -> World:
                 name="Ann",
                 level="gold",
                 consent_at=at(-1, 9),
+                visit_count=3,
             ),
-            "c2": Customer(gender="male", age_years=50.0),
-            "c3": Customer(gender="female", age_years=20.0),
-            "s1": Customer(gender="male", age_years=40.0, is_staff=True),
+            "c2": Customer(gender="male", age_years=50.0, visit_count=2),
+            "c3": Customer(gender="female", age_years=20.0, visit_count=1),
+            "s1": Customer(gender="male", age_years=40.0, is_staff=True, visit_count=1),
         }
         for person in people.values():
             person.region_id, person.first_store_id = north.id, stores["A"]

@@ -13,7 +13,6 @@ from cloud_api.db.models import (
     Customer,
     LineItem,
     Product,
-    Receipt,
     RollupBaskets,
     RollupCategories,
     RollupSales,
@@ -155,8 +154,8 @@ def basket(session: Session, w: Window) -> Table:
 
 
 def portrait(session: Session, w: Window) -> Table:
-    """Who buys one product: the gender, age band and purchase frequency (purchases in the
-    window, any product) of the identified customers who bought it."""
+    """Who buys one product: the gender, age band and shopping frequency (checkout visits on
+    record, any product) of the identified customers who bought it in the window."""
     sku = str(w.filters.params.get("sku", "")).strip()
     if not sku:
         raise Unprocessable("sku: the product portrait needs a product (sku=...)")
@@ -177,26 +176,14 @@ def portrait(session: Session, w: Window) -> Table:
         .group_by(LineItem.customer_id)
         .subquery("buyers")
     )
-    purchases = (
-        select(Receipt.customer_id.label("customer_id"), func.count().label("purchases"))
-        .where(
-            Receipt.customer_id.in_(select(buyers.c.customer_id)),
-            w.in_range(Receipt.scanned_at),
-            w.stores(Receipt.store_id),
-        )
-        .group_by(Receipt.customer_id)
-        .subquery("purchases")
-    )
     people = session.execute(
         select(
             buyers.c.revenue,
             Customer.gender,
             age_band(Customer.age_years),
             Customer.age_years,
-            purchases.c.purchases,
-        )
-        .join(Customer, Customer.id == buyers.c.customer_id)
-        .outerjoin(purchases, purchases.c.customer_id == buyers.c.customer_id)
+            Customer.visit_count,
+        ).join(Customer, Customer.id == buyers.c.customer_id)
     ).all()
     segments: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
     for revenue, gender, band, _, count in people:
