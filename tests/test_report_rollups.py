@@ -19,6 +19,7 @@ from cloud_api.db.models import (
     RollupCategories,
     RollupCustomerFirst,
     RollupSales,
+    RollupSegmentSales,
     RollupTraffic,
     RollupVisitorSegments,
     Sighting,
@@ -34,6 +35,7 @@ TABLES = (
     RollupCategories,
     RollupBaskets,
     RollupVisitorSegments,
+    RollupSegmentSales,
     RollupBuyers,
     RollupCustomerFirst,
 )

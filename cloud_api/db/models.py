@@ -377,6 +377,20 @@ class RollupVisitorSegments(Base):
     visitors: Mapped[int] = mapped_column(Integer)
 
 
+class RollupSegmentSales(Base):
+    """Revenue per store, day, buyer segment (gender, age band) and category: identified
+    customers' purchases, staff left out. Segments are the customers' estimates when the
+    slice was last computed."""
+
+    __tablename__ = "rollup_segment_sales"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    gender: Mapped[str] = mapped_column(String(8), primary_key=True)
+    age_band: Mapped[str] = mapped_column(String(8), primary_key=True)
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    revenue: Mapped[Decimal] = mapped_column(Numeric(16, 2))
+
+
 class RollupBuyers(Base):
     """Distinct buyers per day in a scope (a store, a region, or the chain: id 0), split
     into those buying for the first time in that scope and those coming back."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Subquery, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from cloud_api.db.models import (
@@ -38,16 +38,6 @@ def _identified(w: Window) -> list[ColumnElement[bool]]:
         Receipt.customer_id.is_not(None),
         not_staff(Receipt.customer_id),
     ]
-
-
-def _first_purchases(w: Window) -> Subquery:
-    """Each customer's first purchase in scope, over all history up to the window's end."""
-    return (
-        select(Receipt.customer_id.label("customer_id"), func.min(Receipt.scanned_at).label("at"))
-        .where(*_identified(w), Receipt.scanned_at < w.end)
-        .group_by(Receipt.customer_id)
-        .subquery("first_purchase")
-    )
 
 
 def customers(session: Session, w: Window) -> Table:

@@ -56,6 +56,7 @@ from cloud_api.db.models import (
     RollupCustomerFirst,
     RollupDirty,
     RollupSales,
+    RollupSegmentSales,
     RollupState,
     RollupTraffic,
     RollupVisitorSegments,
@@ -72,7 +73,14 @@ LOOKBACK_IDS = 50
 FULL_REBUILD_SLICES = 300
 ADVISORY_LOCK = 7_031_001
 SCOPES = ("store", "region", "chain")
-_DAY_TABLES = (RollupTraffic, RollupSales, RollupCategories, RollupBaskets, RollupVisitorSegments)
+_DAY_TABLES = (
+    RollupTraffic,
+    RollupSales,
+    RollupCategories,
+    RollupBaskets,
+    RollupVisitorSegments,
+    RollupSegmentSales,
+)
 _process_lock = threading.Lock()
 
 
@@ -192,6 +200,26 @@ def _segments(dialect: str, part: Slice) -> Select[Any]:
     )
 
 
+def _segment_sales(dialect: str, part: Slice) -> Select[Any]:
+    day = day_of(dialect, LineItem.sold_at)
+    gender = func.coalesce(Customer.gender, UNKNOWN)
+    band = age_band(Customer.age_years)
+    return (
+        select(
+            LineItem.store_id,
+            day,
+            gender,
+            band,
+            LineItem.category,
+            func.sum(LineItem.quantity * LineItem.unit_price),
+        )
+        .select_from(LineItem)
+        .join(Customer, Customer.id == LineItem.customer_id)
+        .where(part.on(LineItem.store_id, LineItem.sold_at), Customer.is_staff.is_(False))
+        .group_by(LineItem.store_id, day, gender, band, LineItem.category)
+    )
+
+
 def _store_days(session: Session, dialect: str, part: Slice) -> None:
     for table in _DAY_TABLES:
         clear = delete(table)
@@ -205,12 +233,14 @@ def _store_days(session: Session, dialect: str, part: Slice) -> None:
     categories = ["store_id", "day", "category", "quantity", "revenue", "receipts"]
     baskets = ["store_id", "day", "transactions", "revenue", "items"]
     segments = ["store_id", "day", "gender", "age_band", "visitors"]
+    segment_sales = ["store_id", "day", "gender", "age_band", "category", "revenue"]
     for table, columns, query in (
         (RollupTraffic, traffic, _traffic(dialect, part)),
         (RollupSales, sales, _sales(dialect, part, LineItem.sku)),
         (RollupCategories, categories, _sales(dialect, part, LineItem.category)),
         (RollupBaskets, baskets, _baskets(dialect, part)),
         (RollupVisitorSegments, segments, _segments(dialect, part)),
+        (RollupSegmentSales, segment_sales, _segment_sales(dialect, part)),
     ):
         session.execute(insert(table).from_select(columns, query))
 

@@ -16,6 +16,7 @@ from cloud_api.db.models import (
     RollupBaskets,
     RollupCategories,
     RollupSales,
+    RollupSegmentSales,
 )
 from cloud_api.reports.common import (
     AGE_BANDS,
@@ -224,14 +225,11 @@ def portrait(session: Session, w: Window) -> Table:
 
 def preferences(session: Session, w: Window) -> Table:
     """Each segment's (gender x age band) revenue by category, as a share of the segment."""
-    band = age_band(Customer.age_years)
-    gender = func.coalesce(Customer.gender, UNKNOWN)
+    s = RollupSegmentSales
     query = (
-        select(gender, band, LineItem.category, REVENUE)
-        .select_from(LineItem)
-        .join(Customer, Customer.id == LineItem.customer_id)
-        .where(*_lines(w), Customer.is_staff.is_(False))
-        .group_by(gender, band, LineItem.category)
+        select(s.gender, s.age_band, s.category, func.sum(s.revenue))
+        .where(w.on_days(s.day), w.stores(s.store_id))
+        .group_by(s.gender, s.age_band, s.category)
     )
     spend: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for g, b, category, revenue in session.execute(query):

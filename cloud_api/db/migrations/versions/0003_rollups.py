@@ -1,5 +1,5 @@
-"""report rollups: traffic, sales, categories, baskets, visitor segments, buyers, customers'
-first purchases, dirty store-days and the refresh watermark
+"""report rollups: traffic, sales, categories, baskets, visitor segments, segment sales,
+buyers, customers' first purchases, dirty store-days and the refresh watermark
 
 Derived data only (cloud_api.reports.rollups rebuilds it from receipts and sightings), so
 the downgrade simply drops it.
@@ -26,6 +26,7 @@ TABLES = (
     "rollup_dirty",
     "rollup_customer_firsts",
     "rollup_buyers",
+    "rollup_segment_sales",
     "rollup_visitor_segments",
     "rollup_baskets",
     "rollup_categories",
@@ -80,9 +81,7 @@ def upgrade() -> None:
         sa.Column("quantity", _qty(), nullable=False),
         sa.Column("revenue", _money(), nullable=False),
         sa.Column("receipts", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "store_id", "day", "category", name=op.f("pk_rollup_categories")
-        ),
+        sa.PrimaryKeyConstraint("store_id", "day", "category", name=op.f("pk_rollup_categories")),
     )
     op.create_table(
         "rollup_baskets",
@@ -102,6 +101,23 @@ def upgrade() -> None:
         sa.Column("visitors", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
             "store_id", "day", "gender", "age_band", name=op.f("pk_rollup_visitor_segments")
+        ),
+    )
+    op.create_table(
+        "rollup_segment_sales",
+        sa.Column("store_id", _id(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("gender", sa.String(length=8), nullable=False),
+        sa.Column("age_band", sa.String(length=8), nullable=False),
+        sa.Column("category", sa.String(length=100), nullable=False),
+        sa.Column("revenue", _money(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "store_id",
+            "day",
+            "gender",
+            "age_band",
+            "category",
+            name=op.f("pk_rollup_segment_sales"),
         ),
     )
     op.create_table(
