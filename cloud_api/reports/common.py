@@ -112,6 +112,19 @@ def hour_of(dialect: str, column: Any) -> ColumnElement[Any]:
     return cast(func.strftime("%H", column), Integer)
 
 
+def week_start_of(dialect: str, column: Any) -> ColumnElement[Any]:
+    """The Monday (UTC) of a timestamp column's week."""
+    if dialect == "postgresql":
+        return func.date(func.date_trunc("week", func.timezone("UTC", column)))
+    return func.date(column, "weekday 0", "-6 days")
+
+
+def at_most_days_apart(dialect: str, earlier: Any, later: Any, days: int) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return later <= earlier + func.make_interval(0, 0, 0, days)  # type: ignore[no-any-return]
+    return func.julianday(later) - func.julianday(earlier) <= days
+
+
 def as_date(value: Any) -> date:
     """A DATE column's value, whatever the backend returned (SQLite gives text)."""
     if isinstance(value, datetime):

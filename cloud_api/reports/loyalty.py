@@ -6,7 +6,6 @@ counted."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, select
@@ -19,7 +18,16 @@ from cloud_api.db.models import (
     RollupCustomerFirst,
     RollupTraffic,
 )
-from cloud_api.reports.common import Window, day_text, money, not_staff, ratio
+from cloud_api.reports.common import (
+    Window,
+    as_date,
+    at_most_days_apart,
+    day_text,
+    money,
+    not_staff,
+    ratio,
+    week_start_of,
+)
 from contract import Cell
 
 Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
@@ -144,22 +152,33 @@ def retention(session: Session, w: Window) -> Table:
     days = w.param("days", 30, 1, 365)
     scope, scope_id = w.store_scope()
     first = RollupCustomerFirst
-    query = select(first.first_at, first.second_at).where(
-        first.scope == scope,
-        first.scope_id == scope_id,
-        w.in_range(first.first_at),
+    cohort_week = week_start_of(w.dialect, first.first_at)
+    came_back = case(
+        (
+            and_(
+                first.second_at.is_not(None),
+                at_most_days_apart(w.dialect, first.first_at, first.second_at, days),
+            ),
+            1,
+        ),
+        else_=0,
+    )
+    query = (
+        select(cohort_week, func.count(), func.sum(came_back))
+        .where(
+            first.scope == scope,
+            first.scope_id == scope_id,
+            w.in_range(first.first_at),
+        )
+        .group_by(cohort_week)
     )
     last_purchase = session.scalar(
         select(func.max(Receipt.scanned_at)).where(w.stores(Receipt.store_id))
     )
     horizon = _aware(last_purchase) if last_purchase is not None else w.end
-    cohorts: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    for first_at, second_at in session.execute(query):
-        start = _aware(first_at)
-        week = start.date() - timedelta(days=start.weekday())
-        cohorts[week][0] += 1
-        if second_at is not None and _aware(second_at) - start <= timedelta(days=days):
-            cohorts[week][1] += 1
+    cohorts: dict[date, list[int]] = {
+        as_date(monday): [int(n), int(back or 0)] for monday, n, back in session.execute(query)
+    }
     rows: list[list[Cell]] = []
     for week in sorted(cohorts):
         buyers, returned = cohorts[week]
