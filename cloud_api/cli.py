@@ -385,7 +385,7 @@ def _set_staff(args: argparse.Namespace) -> int:
             from cloud_api.reports import rollups
 
             session.flush()
-            rollups.customer_changed(session, customer.id)  # reports count them afresh
+            rollups.customers_changed(session, [customer.id])  # reports count them afresh
     log.info("customer_staff_set", customer_id=args.customer, is_staff=staff, changed=changed)
     state = "staff" if staff else "not staff"
     if not changed:

@@ -350,6 +350,7 @@ class KioskService:
     def _bind(self, item: _Pending, receipt: Receipt) -> None:
         with self._pending_cond:
             stored = self._captures.pop(receipt.number, None)
+            self._prune(time.monotonic())  # bound numbers are remembered for SCAN_TTL_S only
             self._bound[receipt.number] = time.monotonic()
             self._scans.pop(receipt.number, None)
         if stored is not None:

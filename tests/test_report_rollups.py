@@ -135,7 +135,7 @@ def test_deleting_a_customer_and_making_one_staff_refresh_their_days(
         assert customer is not None
         customer.is_staff = True
         session.flush()
-        rollups.customer_changed(session, customer.id)
+        rollups.customers_changed(session, [customer.id])
     traffic = report(world, "traffic", store="A")
     assert traffic.rows[0] == ["2026-03-02", 3, 2, 1, 0.6667]  # c2 no longer counted on Mon
     assert current(world) == rebuilt(world)

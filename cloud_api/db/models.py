@@ -293,7 +293,7 @@ class Sighting(Base):
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
     customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="SET NULL"), nullable=True
+        ForeignKey("customers.id", ondelete="SET NULL"), nullable=True, index=True
     )
     is_vip: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime)

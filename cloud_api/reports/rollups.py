@@ -8,7 +8,7 @@ They are derived data, rebuilt from the base tables at will:
   receipts and sightings (found by id, re-reading the last `LOOKBACK_IDS` ids, since ids can
   commit out of order) and the store-days marked dirty, and recomputes just those slices;
   many slices at once fall back to a full rebuild.
-- `customer_changed(session, id)` marks a customer's store-days dirty and recomputes their
+- `customers_changed(session, ids)` marks customers' store-days dirty and recomputes their
   first purchases: after a deletion or a change of staff status.
 - `ensure_fresh(sessions)` is what a report calls first: one refresh at a time per process
   (and on PostgreSQL per database, under an advisory lock).
@@ -461,31 +461,31 @@ def refresh(session: Session) -> RefreshStats:
     return stats
 
 
-def customer_changed(session: Session, customer_id: int) -> None:
-    """The customer's store-days are recomputed at the next refresh; their first purchases
-    now (call before their receipts are unlinked, when deleting them)."""
+def customers_changed(session: Session, customer_ids: list[int]) -> None:
+    """These customers' store-days are recomputed at the next refresh, and their first
+    purchases now (call before their receipts are unlinked, when deleting them)."""
     dialect = _dialect(session)
     days: set[tuple[int, date]] = set()
-    for store_id, day in session.execute(
-        select(Receipt.store_id, day_of(dialect, Receipt.scanned_at))
-        .where(Receipt.customer_id == customer_id)
-        .distinct()
-    ):
-        days.add((int(store_id), as_date(day)))
-    for store_id, day in session.execute(
-        select(Sighting.store_id, day_of(dialect, Sighting.at))
-        .where(Sighting.customer_id == customer_id)
-        .distinct()
-    ):
-        days.add((int(store_id), as_date(day)))
-    known = {
-        (int(s), as_date(d))
-        for s, d in session.execute(select(RollupDirty.store_id, RollupDirty.day))
-    }
+    for start in range(0, len(customer_ids), 500):
+        chunk = customer_ids[start : start + 500]
+        for store_id, day in session.execute(
+            select(Receipt.store_id, day_of(dialect, Receipt.scanned_at))
+            .where(Receipt.customer_id.in_(chunk))
+            .distinct()
+        ):
+            days.add((int(store_id), as_date(day)))
+        for store_id, day in session.execute(
+            select(Sighting.store_id, day_of(dialect, Sighting.at))
+            .where(Sighting.customer_id.in_(chunk))
+            .distinct()
+        ):
+            days.add((int(store_id), as_date(day)))
+    marked = session.execute(select(RollupDirty.store_id, RollupDirty.day))
+    known = {(int(s), as_date(d)) for s, d in marked}
     for store_id, day in sorted(days - known):
         session.add(RollupDirty(store_id=store_id, day=day))
     session.flush()
-    _recompute_firsts(session, [customer_id])
+    _recompute_firsts(session, customer_ids)
 
 
 def ensure_fresh(sessions: sessionmaker[Session]) -> RefreshStats:

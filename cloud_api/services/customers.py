@@ -137,8 +137,7 @@ def purge(session: Session, customer_ids: list[int]) -> None:
     """
     if not customer_ids:
         return
-    for customer_id in customer_ids:  # their store-days' report rollups are recomputed
-        rollups.customer_changed(session, customer_id)
+    rollups.customers_changed(session, customer_ids)  # their days' report rollups redone
     # The answer stored for idempotent replays names the member: replace it with one that
     # names nobody, for every receipt the customer was bound to.
     for receipt in session.scalars(select(Receipt).where(Receipt.customer_id.in_(customer_ids))):

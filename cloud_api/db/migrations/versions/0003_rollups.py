@@ -2,7 +2,7 @@
 buyers, customers' first purchases, dirty store-days and the refresh watermark
 
 Derived data only (cloud_api.reports.rollups rebuilds it from receipts and sightings), so
-the downgrade simply drops it.
+the downgrade simply drops it. Also an index on sightings.customer_id.
 
 Revision ID: 0003
 Revises: 0002
@@ -52,6 +52,8 @@ def _money() -> sa.Numeric:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
+    # a customer's sightings are found when they are deleted or made staff
+    op.create_index(op.f("ix_sightings_customer_id"), "sightings", ["customer_id"])
     op.create_table(
         "rollup_traffic",
         sa.Column("store_id", _id(), nullable=False),
@@ -174,3 +176,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in TABLES:
         op.drop_table(table)
+    op.drop_index(op.f("ix_sightings_customer_id"), table_name="sightings")
