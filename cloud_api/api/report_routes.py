@@ -66,7 +66,6 @@ def login(body: LoginRequest, response: Response, svc: ServicesDep) -> LoginResp
 
 @router.post("/auth/logout", status_code=204, tags=["reports"])
 def logout(
-    response: Response,
     svc: ServicesDep,
     authorization: Annotated[str | None, Header()] = None,
     storesight_session: Annotated[str | None, Cookie()] = None,
