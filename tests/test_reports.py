@@ -1,7 +1,7 @@
 """Reports against answers computed by hand on a small data set, on SQLite and PostgreSQL.
 
 Three stores (A and B in region North, C in South), three customers and one member of staff,
-eight receipts and twelve entrance sightings over three days (Mon 2 - Wed 4 March 2026, plus
+eight receipts and eleven entrance sightings over three days (Mon 2 - Wed 4 March 2026, plus
 one earlier purchase). Every expected figure below is worked out from that table in the
 comments, not by running the code.
 """
