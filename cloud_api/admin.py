@@ -260,3 +260,20 @@ def list_users(session: Session) -> Sequence[tuple[User, str | None]]:
         select(User, Store.code).outerjoin(Store, User.store_id == Store.id).order_by(User.email)
     ).all()
     return [(user, code) for user, code in rows]
+
+
+def set_staff(session: Session, customer_id: int, staff: bool) -> bool:
+    """Mark a customer as staff (left out of visitor and customer counts) or not; True when
+    that changed. Their days' report rollups are recomputed at the next refresh."""
+    from cloud_api.db.models import Customer
+    from cloud_api.reports import rollups
+
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise AdminError(f"unknown customer id {customer_id}")
+    if customer.is_staff == staff:
+        return False
+    customer.is_staff = staff
+    session.flush()
+    rollups.customers_changed(session, [customer.id])
+    return True

@@ -372,20 +372,11 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _set_staff(args: argparse.Namespace) -> int:
-    from cloud_api.db.models import Customer
+    from cloud_api import admin
 
     staff = not args.off
     with _admin_session(args) as session:
-        customer = session.get(Customer, args.customer)
-        if customer is None:
-            raise CommandError(f"unknown customer id {args.customer}")
-        changed = customer.is_staff != staff
-        customer.is_staff = staff
-        if changed:
-            from cloud_api.reports import rollups
-
-            session.flush()
-            rollups.customers_changed(session, [customer.id])  # reports count them afresh
+        changed = admin.set_staff(session, args.customer, staff)
     log.info("customer_staff_set", customer_id=args.customer, is_staff=staff, changed=changed)
     state = "staff" if staff else "not staff"
     if not changed:

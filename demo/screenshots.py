@@ -18,6 +18,7 @@ import argparse
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QPoint, QTimer
@@ -40,11 +41,11 @@ from kiosk_app.service import KioskService, ServiceConfig
 ROOT = Path("var/screenshots")
 
 
-def wait_until(condition: object, timeout_s: float) -> bool:
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     loop = QEventLoop()
     while time.monotonic() < deadline:
-        if callable(condition) and condition():
+        if condition():
             return True
         QTimer.singleShot(50, loop.quit)
         loop.exec()

@@ -1,5 +1,10 @@
-"""Short calls the till makes to the cloud on a cashier's request (blocking: run them in a
-worker thread). Checkouts go through the outbox and `Uplink`, never through here."""
+"""Short calls the till makes to the cloud on a cashier's or installer's request (blocking:
+run them in a worker thread). Checkouts go through the outbox and `Uplink`, never through here.
+
+Every failure is a `CloudError` whose message a cashier can pass on: the cloud unreachable
+(with the reason), an invalid URL, a refused key, the cloud's own ErrorBody detail. URLs are
+shown with any credentials masked.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import httpx
 from pydantic import ValidationError
 
 from contract import CustomerOut, DeviceInfo, ErrorBody, MembershipRequest
+from kiosk_app.sources import mask_url
 
-TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=3.0)
+TIMEOUT_S = 10.0
+_MAX_DETAIL = 200
 
 
 class CloudError(Exception):
@@ -21,26 +28,68 @@ class CloudError(Exception):
 
 class CloudClient:
     def __init__(
-        self, base_url: str, api_key: str, *, transport: httpx.BaseTransport | None = None
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.strip().rstrip("/")
+        self.shown = mask_url(self.base_url)
         self._api_key = api_key
+        self._timeout_s = timeout_s
         self._transport = transport
 
     def _request(self, method: str, path: str, json: object | None = None) -> httpx.Response:
+        shown = self.shown
         try:
             with httpx.Client(
-                timeout=TIMEOUT, transport=self._transport, headers={"X-API-Key": self._api_key}
+                timeout=httpx.Timeout(self._timeout_s, connect=min(3.0, self._timeout_s)),
+                transport=self._transport,
+                headers={"X-API-Key": self._api_key},
             ) as client:
                 response = client.request(method, self.base_url + path, json=json)
-        except httpx.HTTPError as error:
-            raise CloudError(f"cannot reach the cloud at {self.base_url}: {error}") from error
-        if response.status_code >= 400:
-            raise CloudError(_describe(response), response.status_code)
+        except httpx.TimeoutException:
+            raise CloudError(
+                f"cannot reach {shown}: no answer within {self._timeout_s:g} s"
+            ) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+            raise CloudError(f"invalid cloud API URL {shown}: {error}") from None
+        except httpx.TransportError as error:
+            raise CloudError(f"cannot reach {shown}: {error}") from None
+        except UnicodeEncodeError:
+            raise CloudError("the API key contains characters that are not allowed") from None
+        status = response.status_code
+        if status in (401, 403):
+            reason = _detail(response) or status
+            raise CloudError(f"the API key was refused by {shown} ({reason})", status)
+        if status >= 400:
+            detail = _detail(response)
+            raise CloudError(
+                f"{shown} answered {status}" + (f": {detail}" if detail else ""), status
+            )
         return response
 
     def device(self) -> DeviceInfo:
-        return DeviceInfo.model_validate_json(self._request("GET", "/v1/device").content)
+        """What this key is: device, kind and store (`GET /v1/device`)."""
+        try:
+            response = self._request("GET", "/v1/device")
+        except CloudError as error:
+            if error.status == 404:
+                raise CloudError(
+                    f"{self.shown} has no /v1/device: is this the StoreSight cloud API "
+                    "(and up to date)?",
+                    404,
+                ) from None
+            raise
+        try:
+            return DeviceInfo.model_validate_json(response.content)
+        except ValidationError:
+            raise CloudError(
+                f"{self.shown} did not answer like the StoreSight cloud API "
+                "(unexpected /v1/device reply)"
+            ) from None
 
     def enrol(self, customer_id: int, membership: MembershipRequest) -> CustomerOut:
         response = self._request(
@@ -53,24 +102,14 @@ class CloudClient:
     def delete_customer(self, customer_id: int) -> None:
         self._request("DELETE", f"/v1/customers/{customer_id}")
 
-    def healthy(self) -> bool:
-        try:
-            self._request("GET", "/healthz")
-        except CloudError:
-            return False
-        return True
 
-
-def _describe(response: httpx.Response) -> str:
-    if response.status_code in (401, 403):
-        prefix = "the cloud refused this device's API key"
-    else:
-        prefix = f"the cloud answered HTTP {response.status_code}"
+def _detail(response: httpx.Response) -> str:
+    """The cloud's ErrorBody detail (with its fields), else the start of the body."""
     try:
         body = ErrorBody.model_validate_json(response.content)
     except ValidationError:
-        return prefix
+        return response.text.strip()[:_MAX_DETAIL]
     detail = body.detail
     if body.fields:
         detail += " (" + "; ".join(f"{f.field}: {f.message}" for f in body.fields) + ")"
-    return f"{prefix}: {detail}"
+    return detail

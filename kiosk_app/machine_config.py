@@ -16,13 +16,18 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facelib.config import DetectorSettings, FaceLibSettings
-from kiosk_app.settings import KioskSettings, ShotSettings
+from kiosk_app.settings import (
+    DEFAULT_COUNTER_ZONE,
+    CounterZonePolygon,
+    KioskSettings,
+    ShotSettings,
+)
 
 CONFIG_ENV = "STORESIGHT_KIOSK_CONFIG"
-DEFAULT_ZONE: tuple[tuple[float, float], ...] = ((0.15, 0.0), (0.85, 0.0), (0.85, 1.0), (0.15, 1.0))
+DEFAULT_ZONE = DEFAULT_COUNTER_ZONE
 
 
 class ConfigFileError(ValueError):
@@ -42,7 +47,7 @@ class MachineConfig(BaseModel):
     #: filled in from the cloud (`GET /v1/device`) when the connection is tested
     store_id: int | None = Field(None, ge=1)
     store_name: str = ""
-    counter_zone: list[tuple[float, float]] = Field(default_factory=lambda: list(DEFAULT_ZONE))
+    counter_zone: CounterZonePolygon = Field(default_factory=lambda: list(DEFAULT_ZONE))
     detector_range: Literal["short", "full"] = "full"
     tile: bool = Field(False, description="also search tiles of the frame for small faces")
     min_detection_score: float = Field(0.5, ge=0.05, le=0.99)
@@ -50,16 +55,6 @@ class MachineConfig(BaseModel):
     binding_window_s: float = Field(10.0, ge=1.0, le=120.0)
     receipts_port: int = Field(8710, ge=0, le=65535)
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
-
-    @field_validator("counter_zone")
-    @classmethod
-    def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if len(points) < 3:
-            raise ValueError("the counter zone needs at least three points")
-        for x, y in points:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"counter zone point ({x}, {y}) is outside 0..1")
-        return points
 
     def kiosk_settings(self) -> KioskSettings:
         base = KioskSettings()
@@ -72,9 +67,7 @@ class MachineConfig(BaseModel):
                 "mode": self.mode,
                 "face": face,
                 "counter_zone": list(self.counter_zone),
-                "shots": ShotSettings(
-                    best_k=base.shots.best_k, min_quality=self.min_shot_quality
-                ),
+                "shots": ShotSettings(best_k=base.shots.best_k, min_quality=self.min_shot_quality),
             }
         )
 

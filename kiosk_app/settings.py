@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facelib.config import FaceLibSettings
 from kiosk_app.tracking import TrackerSettings
+
+DEFAULT_COUNTER_ZONE: tuple[tuple[float, float], ...] = (
+    (0.15, 0.0),
+    (0.85, 0.0),
+    (0.85, 1.0),
+    (0.15, 1.0),
+)
+
+
+def _polygon(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    if len(points) < 3:
+        raise ValueError("the counter zone needs at least three points")
+    for x, y in points:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"counter zone point ({x}, {y}) is outside 0..1")
+    return points
+
+
+#: the counter zone as configured: at least three points inside the image (0..1)
+CounterZonePolygon = Annotated[list[tuple[float, float]], AfterValidator(_polygon)]
 
 
 class ShotSettings(BaseModel):
@@ -29,18 +49,8 @@ class KioskSettings(BaseSettings):
     )
     tracker: TrackerSettings = TrackerSettings()
     shots: ShotSettings = ShotSettings()
-    counter_zone: list[tuple[float, float]] = Field(
-        default_factory=lambda: [(0.15, 0.0), (0.85, 0.0), (0.85, 1.0), (0.15, 1.0)],
+    counter_zone: CounterZonePolygon = Field(
+        default_factory=lambda: list(DEFAULT_COUNTER_ZONE),
         description="polygon (normalised 0..1 image coordinates) where the paying customer stands",
     )
     queue_size: int = Field(4, ge=1, le=256, description="capture queue length")
-
-    @field_validator("counter_zone")
-    @classmethod
-    def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if len(points) < 3:
-            raise ValueError("the counter zone needs at least three points")
-        for x, y in points:
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"counter zone point ({x}, {y}) is outside 0..1")
-        return points

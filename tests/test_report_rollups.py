@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud_api import admin
 from cloud_api.db.models import (
-    Customer,
     LineItem,
     Receipt,
     RollupBaskets,
@@ -131,11 +131,7 @@ def test_deleting_a_customer_and_making_one_staff_refresh_their_days(
     assert traffic.rows[2] == ["2026-03-04", 2, 1, 0, 0.5]  # still a visitor, no longer a buyer
     assert current(world) == rebuilt(world)
     with transaction(world.sessions) as session:
-        customer = session.get(Customer, world.customers["c2"])
-        assert customer is not None
-        customer.is_staff = True
-        session.flush()
-        rollups.customers_changed(session, [customer.id])
+        assert admin.set_staff(session, world.customers["c2"], True)
     traffic = report(world, "traffic", store="A")
     assert traffic.rows[0] == ["2026-03-02", 3, 2, 1, 0.6667]  # c2 no longer counted on Mon
     assert current(world) == rebuilt(world)

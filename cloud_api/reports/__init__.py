@@ -13,13 +13,12 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.reports import forecast, loyalty, rollups, sales, traffic
-from cloud_api.reports.common import Window, window
+from cloud_api.reports.common import Table, Window, window
 from cloud_api.services.errors import NotFound
-from contract import Cell, Report, ReportFilters, ReportInfo, ReportParam
+from contract import Report, ReportFilters, ReportInfo, ReportParam
 
 log = structlog.get_logger(__name__)
 
-Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
 Builder = Callable[[Session, Window], Table]
 
 _DAYS = ReportParam(name="days", description="days within which a buyer returns", default=30)

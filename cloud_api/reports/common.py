@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, cast, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from cloud_api.db.models import Customer, Store
 from cloud_api.services.errors import Unprocessable
-from contract import ReportFilters
+from contract import Cell, ReportFilters
+
+#: what a report builds: its columns, its rows and its summary figures
+Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
 
 AGE_BANDS: tuple[tuple[str, float, float], ...] = (
     ("<18", 0, 18),
@@ -73,9 +76,6 @@ class Window:
     def day(self, column: Any) -> ColumnElement[Any]:
         return day_of(self.dialect, column)
 
-    def hour(self, column: Any) -> ColumnElement[Any]:
-        return hour_of(self.dialect, column)
-
     def store_scope(self) -> tuple[str, int]:
         """The rollup scope these filters read: a store, a region, or the chain (id 0)."""
         if self.filters.store_id is not None:
@@ -83,20 +83,6 @@ class Window:
         if self.filters.region_id is not None:
             return "region", self.filters.region_id
         return "chain", 0
-
-    def weekday(self, column: Any) -> ColumnElement[Any]:
-        """0 = Monday ... 6 = Sunday."""
-        if self.dialect == "postgresql":
-            return cast(func.extract("isodow", func.timezone("UTC", column)), Integer) - 1
-        return (cast(func.strftime("%w", column), Integer) + 6) % 7
-
-    def weeks_since(self, column: Any, origin: datetime) -> ColumnElement[Any]:
-        """Whole weeks from `origin` (UTC midnight) to `column`."""
-        if self.dialect == "postgresql":
-            seconds = func.extract("epoch", column - origin)
-            return cast(func.floor(seconds / 604800.0), Integer)
-        days = func.julianday(column) - func.julianday(origin.strftime("%Y-%m-%d %H:%M:%S"))
-        return cast(func.floor(days / 7.0), Integer)
 
 
 def day_of(dialect: str, column: Any) -> ColumnElement[Any]:
@@ -169,7 +155,3 @@ def ratio(numerator: float, denominator: float, digits: int = 4) -> float | None
 
 def money(value: Any) -> float:
     return round(float(value or 0), 2)
-
-
-def nothing() -> ColumnElement[bool]:
-    return false()

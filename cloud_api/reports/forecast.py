@@ -19,11 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud_api.db.models import RollupSales
-from cloud_api.reports.common import Window, as_date, ratio
+from cloud_api.reports.common import Table, Window, as_date, ratio
 from cloud_api.reports.sales import describe_products
 from contract import Cell
 
-Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
 HISTORY_WEEKS = 12
 YEAR_WEEKS = 52
 ALPHA, BETA, PHI = 0.4, 0.2, 0.9

@@ -19,6 +19,7 @@ from cloud_api.db.models import (
     RollupTraffic,
 )
 from cloud_api.reports.common import (
+    Table,
     Window,
     as_date,
     at_most_days_apart,
@@ -30,7 +31,6 @@ from cloud_api.reports.common import (
 )
 from contract import Cell
 
-Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
 FREQUENCY_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("1", 1, 1),
     ("2", 2, 2),

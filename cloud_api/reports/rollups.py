@@ -248,15 +248,20 @@ def _store_days(session: Session, dialect: str, part: Slice) -> None:
 # ---- customers' first purchases and buyers -----------------------------------------------
 
 
+def _scope_key(scope: str) -> Any:
+    """A receipt's id in `scope` (its store, its store's region, or 0 for the chain); the
+    queries using it join Store on the receipt's store."""
+    if scope == "store":
+        return Receipt.store_id
+    if scope == "region":
+        return Store.region_id
+    return literal_column("0")
+
+
 def _firsts(customers: list[int] | None) -> Iterable[Select[Any]]:
     """(scope, scope id, customer, first, second purchase) for every scope."""
     for scope in SCOPES:
-        if scope == "store":
-            scope_id: Any = Receipt.store_id
-        elif scope == "region":
-            scope_id = Store.region_id
-        else:
-            scope_id = literal_column("0")
+        scope_id = _scope_key(scope)
         ranked = (
             select(
                 scope_id.label("scope_id"),
@@ -311,12 +316,7 @@ def _recompute_firsts(session: Session, customers: list[int] | None) -> None:
 def _buyers(dialect: str, scope: str, scope_id: int | None, day: date | None) -> Select[Any]:
     first = RollupCustomerFirst
     purchase_day = day_of(dialect, Receipt.scanned_at)
-    if scope == "store":
-        key: Any = Receipt.store_id
-    elif scope == "region":
-        key = Store.region_id
-    else:
-        key = literal_column("0")
+    key = _scope_key(scope)
     buyers = func.count(Receipt.customer_id.distinct())
     new = func.count(
         case((day_of(dialect, first.first_at) == purchase_day, Receipt.customer_id)).distinct()

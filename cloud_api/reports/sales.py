@@ -21,6 +21,7 @@ from cloud_api.db.models import (
 from cloud_api.reports.common import (
     AGE_BANDS,
     UNKNOWN,
+    Table,
     Window,
     age_band,
     day_text,
@@ -31,9 +32,6 @@ from cloud_api.reports.common import (
 from cloud_api.reports.loyalty import FREQUENCY_BUCKETS
 from cloud_api.services.errors import NotFound, Unprocessable
 from contract import Cell
-
-Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
-REVENUE = func.sum(LineItem.quantity * LineItem.unit_price)
 
 
 def _lines(w: Window) -> list[ColumnElement[bool]]:

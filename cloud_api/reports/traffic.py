@@ -19,6 +19,7 @@ from cloud_api.db.models import (
 from cloud_api.reports.common import (
     AGE_BANDS,
     UNKNOWN,
+    Table,
     Window,
     age_band,
     as_date,
@@ -27,8 +28,6 @@ from cloud_api.reports.common import (
     ratio,
 )
 from contract import Cell
-
-Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
 
 
 def _visitors(w: Window) -> list[ColumnElement[bool]]:

@@ -19,7 +19,7 @@ import structlog
 from PySide6.QtCore import QObject, Signal
 
 from contract import CheckoutResponse
-from kiosk_app.cloud_client import CloudClient
+from kiosk_app.cloud_client import CloudClient, CloudError
 from kiosk_app.events import Event, JsonLinesWriter
 from kiosk_app.frames import Frame
 from kiosk_app.gui.workers import run_in_thread
@@ -191,8 +191,6 @@ class ServiceHost(QObject):
 
 
 def _probe(client: CloudClient) -> tuple[str, str]:
-    from kiosk_app.cloud_client import CloudError
-
     try:
         client.device()
     except CloudError as error:

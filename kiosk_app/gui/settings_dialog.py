@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import shiboken6
 import structlog
@@ -42,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from contract import DeviceInfo
+from kiosk_app.cloud_client import CloudClient, CloudError
 from kiosk_app.gui.preview import PreviewWidget
 from kiosk_app.gui.workers import run_in_thread
 from kiosk_app.machine_config import (
@@ -122,49 +122,10 @@ def fetch_device(
     cloud_url: str, api_key: str, timeout_s: float = CONNECTION_TIMEOUT_S
 ) -> DeviceInfo:
     """`GET {cloud_url}/v1/device` with the key; ConnectionCheckError with a readable reason."""
-    base = cloud_url.strip().rstrip("/")
-    shown = mask_url(base)
     try:
-        response = httpx.get(f"{base}/v1/device", headers={"X-API-Key": api_key}, timeout=timeout_s)
-    except httpx.TimeoutException:
-        raise ConnectionCheckError(
-            f"cannot reach {shown}: no answer within {timeout_s:g} s"
-        ) from None
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
-        raise ConnectionCheckError(f"invalid cloud API URL {shown}: {error}") from None
-    except httpx.TransportError as error:
-        raise ConnectionCheckError(f"cannot reach {shown}: {error}") from None
-    except UnicodeEncodeError:
-        raise ConnectionCheckError("the API key contains characters that are not allowed") from None
-    if response.status_code in (401, 403):
-        raise ConnectionCheckError(
-            f"the API key was refused by {shown} ({_detail(response) or response.status_code})"
-        )
-    if response.status_code == 404:
-        raise ConnectionCheckError(
-            f"{shown} has no /v1/device: is this the StoreSight cloud API (and up to date)?"
-        )
-    if response.status_code != 200:
-        detail = _detail(response)
-        raise ConnectionCheckError(
-            f"{shown} answered {response.status_code}" + (f": {detail}" if detail else "")
-        )
-    try:
-        return DeviceInfo.model_validate_json(response.content)
-    except ValidationError:
-        raise ConnectionCheckError(
-            f"{shown} did not answer like the StoreSight cloud API (unexpected /v1/device reply)"
-        ) from None
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:200]
-    if isinstance(body, dict) and isinstance(body.get("detail"), str):
-        return str(body["detail"])
-    return ""
+        return CloudClient(cloud_url, api_key, timeout_s=timeout_s).device()
+    except CloudError as error:
+        raise ConnectionCheckError(str(error)) from None
 
 
 # ---- the dialog --------------------------------------------------------------------------------
