@@ -5,15 +5,25 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import struct
 from datetime import datetime
 from decimal import Decimal
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "DESCRIPTOR_SIZE",
     "MAX_CROP_BYTES",
+    "MAX_VISIT_EMBEDDINGS",
     "Gender",
     "Embedding",
     "FaceCrop",
@@ -26,7 +36,9 @@ __all__ = [
     "VisitSummary",
     "ProductSuggestion",
     "Preferences",
+    "PossibleMember",
     "VipCard",
+    "DecisionAnswer",
     "CompanionResult",
     "CheckoutResponse",
     "SightingRequest",
@@ -42,6 +54,10 @@ __all__ = [
 ]
 
 DESCRIPTOR_SIZE = 128
+#: Shots of one face a checkout or sighting may carry; the cloud fuses them into one visit.
+MAX_VISIT_EMBEDDINGS = 16
+_F16_BYTES = 2 * DESCRIPTOR_SIZE
+_F16_FORMAT = f"<{DESCRIPTOR_SIZE}e"
 #: A face crop is one aligned chip as JPEG: a few kilobytes, never a frame of video.
 MAX_CROP_BYTES = 64 * 1024
 CROP_SIZE = 150
@@ -65,19 +81,66 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 
 
 class Embedding(_Wire):
-    """One 128-d face descriptor (facelib.embedder) with the kiosk's quality score."""
+    """One 128-d face descriptor (facelib.embedder) with the kiosk's quality score.
 
-    vector: list[float] = Field(min_length=DESCRIPTOR_SIZE, max_length=DESCRIPTOR_SIZE)
+    The descriptor travels either as `f16` (the kiosk's encoding: base64 of 128 little-endian
+    IEEE half floats, 344 characters, about 5x smaller than decimal JSON and within 1e-3 of
+    the float32 values, far below the distances decisions are made at) or as `vector`
+    (decimal numbers), never both. `values()` gives the numbers whichever was sent.
+    """
+
+    vector: list[float] | None = Field(
+        None, min_length=DESCRIPTOR_SIZE, max_length=DESCRIPTOR_SIZE
+    )
+    f16: str | None = Field(
+        None,
+        min_length=(_F16_BYTES * 4) // 3,
+        max_length=(_F16_BYTES * 4) // 3 + 4,
+        description="base64 of 128 little-endian float16 values",
+    )
     quality: float = Field(ge=0.0, le=1.0)
 
-    @field_validator("vector")
+    @model_validator(mode="after")
+    def _one_encoding(self) -> Embedding:
+        if (self.vector is None) == (self.f16 is None):
+            raise ValueError("an embedding carries exactly one of vector or f16")
+        _check_descriptor(self.values())
+        return self
+
+    @field_validator("f16")
     @classmethod
-    def _finite(cls, vector: list[float]) -> list[float]:
-        if not all(math.isfinite(v) for v in vector):
-            raise ValueError("descriptor values must be finite numbers")
-        if not 0.05 < math.sqrt(sum(v * v for v in vector)) < 10.0:
-            raise ValueError("descriptor norm is outside what the embedder produces")
-        return vector
+    def _f16(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("f16 is not valid base64") from None
+        if len(raw) != _F16_BYTES:
+            raise ValueError(f"f16 must decode to {_F16_BYTES} bytes, got {len(raw)}")
+        return value
+
+    def values(self) -> list[float]:
+        """The descriptor's 128 numbers."""
+        if self.vector is not None:
+            return self.vector
+        assert self.f16 is not None
+        return list(struct.unpack(_F16_FORMAT, base64.b64decode(self.f16)))
+
+    @classmethod
+    def compact(cls, values: Sequence[float], quality: float) -> Embedding:
+        """The f16 encoding of a descriptor (what the kiosk sends)."""
+        if len(values) != DESCRIPTOR_SIZE:
+            raise ValueError(f"a descriptor has {DESCRIPTOR_SIZE} values, got {len(values)}")
+        raw = struct.pack(_F16_FORMAT, *(float(v) for v in values))
+        return cls(f16=base64.b64encode(raw).decode("ascii"), quality=quality)
+
+
+def _check_descriptor(vector: Sequence[float]) -> None:
+    if not all(math.isfinite(v) for v in vector):
+        raise ValueError("descriptor values must be finite numbers")
+    if not 0.05 < math.sqrt(sum(v * v for v in vector)) < 10.0:
+        raise ValueError("descriptor norm is outside what the embedder produces")
 
 
 class FaceCrop(_Wire):
@@ -114,6 +177,20 @@ class Receipt(_Wire):
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
     scanned_at: AwareDatetime
     items: list[LineItem] = Field(min_length=1, max_length=500)
+    loyalty_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="the member's card number when the POS scanned it (a VIP number): "
+        "identifies the customer without the face",
+    )
+    payment_token: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the POS's salted SHA-256 of the payment card (64 hex digits), never the "
+        "card number: identifies a customer once a verified visit has tied it to them",
+    )
 
     @property
     def total(self) -> Decimal:
@@ -125,7 +202,7 @@ class Receipt(_Wire):
 class Companion(_Wire):
     """Someone standing with the customer at the counter (a partner, a child)."""
 
-    embeddings: list[Embedding] = Field(min_length=1, max_length=8)
+    embeddings: list[Embedding] = Field(min_length=1, max_length=MAX_VISIT_EMBEDDINGS)
     face_crop: FaceCrop | None = None
 
 
@@ -139,7 +216,7 @@ class CheckoutRequest(_Wire):
     )
     captured_at: AwareDatetime
     receipt: Receipt
-    embeddings: list[Embedding] = Field(default_factory=list, max_length=16)
+    embeddings: list[Embedding] = Field(default_factory=list, max_length=MAX_VISIT_EMBEDDINGS)
     face_crop: FaceCrop | None = None
     companions: list[Companion] = Field(default_factory=list, max_length=5)
 
@@ -178,11 +255,26 @@ class Preferences(_Wire):
     brands: list[str]
 
 
+class PossibleMember(_Wire):
+    """The face resembles a member, but not closely enough to show who: no name, no history.
+
+    The cashier asks ("Are you Alex?") or asks for the membership card, then confirms or
+    rejects with `POST /v1/decisions/{decision_id}/confirm` or `/reject`.
+    """
+
+    decision_id: int
+    first_name: str = Field(description="the member's first name only, for the question")
+
+
 class VipCard(_Wire):
-    """What the cashier's screen shows about the customer at the counter."""
+    """What the cashier's screen shows about the customer at the counter.
+
+    `status` "possible_member": `customer_id`, visits, spend, preferences and member details
+    are empty, `possible_member` says what to ask.
+    """
 
     customer_id: int | None
-    status: Literal["new", "returning", "unidentified"]
+    status: Literal["new", "returning", "possible_member", "unidentified"]
     visit_count: int
     member: MemberInfo | None
     purchase_level: PurchaseLevel
@@ -192,6 +284,18 @@ class VipCard(_Wire):
     recommendations: list[ProductSuggestion]
     demographics: Demographics | None
     match_distance: float | None
+    decision_id: int | None = Field(
+        None, description="the recognition decision behind this card (confirm/reject)"
+    )
+    possible_member: PossibleMember | None = None
+
+
+class DecisionAnswer(_Wire):
+    """The answer to a cashier's confirm or reject: the card to show now."""
+
+    decision_id: int
+    outcome: Literal["confirmed", "rejected"]
+    card: VipCard
 
 
 class CompanionResult(_Wire):
@@ -207,7 +311,7 @@ class CheckoutResponse(_Wire):
 
 class SightingRequest(_Wire):
     captured_at: AwareDatetime
-    embeddings: list[Embedding] = Field(min_length=1, max_length=16)
+    embeddings: list[Embedding] = Field(min_length=1, max_length=MAX_VISIT_EMBEDDINGS)
     face_crop: FaceCrop | None = None
 
 

@@ -47,7 +47,7 @@ def test_the_customer_at_the_counter_when_scanned_is_bound() -> None:
     assert binding.primary_track == 2
     assert binding.companion_tracks == [1]
     request = binding.request
-    assert [round(e.vector[0], 3) for e in request.embeddings] == [round(200 / 255, 3)]
+    assert [round(e.values()[0], 3) for e in request.embeddings] == [round(200 / 255, 3)]
     assert request.face_crop is not None
     assert len(request.companions) == 1 and request.companions[0].face_crop is None
     assert request.idempotency_key == idempotency_key("till-1", RECEIPT)

@@ -185,6 +185,8 @@ class FaceSample(Base):
     age_band: Mapped[int] = mapped_column(Integer)
     descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # 128 little-endian float32
     quality: Mapped[float] = mapped_column(Float)
+    # taken at a visit whose identity was verified (a loyalty scan, the cashier's confirmation)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     customer: Mapped[Customer] = relationship(back_populates="samples")
 
@@ -197,6 +199,62 @@ class CustomerDeletion(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, index=True)
     deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PaymentToken(Base):
+    """A POS payment-card hash tied to the customer a verified visit showed paying with it.
+
+    Personal data: deleted with the customer."""
+
+    __tablename__ = "payment_tokens"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecognitionDecision(Base):
+    """One face decision at a checkout, and what was later learnt about it.
+
+    `outcome` is what the face alone decided: "member" (the card showed the member),
+    "returning" (linked to an anonymous customer), "possible_member" (the cashier was asked),
+    "new" (nobody close enough: a new anonymous customer), "no_face", or "child" (estimated
+    under the age limit: neither matched nor enrolled). `candidate_id` is the customer the
+    face pointed at (None for "new"). Ground truth, when it comes: `truth_customer_id` and
+    `truth_source` ("loyalty" card scan, "payment" token, "cashier" confirmation), and
+    `truth_had_face` (that customer had face samples before this visit, so the face could
+    have found them). `cashier` is "confirmed" or "rejected" for a possible member.
+    `visit_descriptors` holds the visit's shots (float32 rows) only while a confirmation may
+    still add them to a member; it is cleared when the cashier answers or the customer is
+    deleted.
+    """
+
+    __tablename__ = "recognition_decisions"
+    __table_args__ = (
+        Index("ix_recognition_decisions_store_at", "store_id", "at"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    receipt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("receipts.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    candidate_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    level: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    searched: Mapped[int] = mapped_column(Integer, default=0)  # customers in the partition
+    truth_customer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    truth_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    truth_had_face: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    cashier: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    visit_descriptors: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    visit_qualities: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Product(Base):
@@ -232,6 +290,9 @@ class Receipt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # the answer given the first time, returned again for a retried idempotency key
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # ground truth from the POS: the member's card number, a salted hash of the payment card
+    loyalty_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    payment_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     items: Mapped[list[LineItem]] = relationship(
         back_populates="receipt", cascade="all, delete-orphan", order_by="LineItem.id"
     )

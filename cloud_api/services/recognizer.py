@@ -188,7 +188,7 @@ class Recognizer:
         matches: list[Match] = []
         for embedding in embeddings:
             match = self.engine.identify(
-                np.asarray(embedding.vector, dtype=np.float32),
+                np.asarray(embedding.values(), dtype=np.float32),
                 region_id=context.region_id,
                 store_id=context.store_id,
                 gender=context.gender,
@@ -219,7 +219,7 @@ def sample_rows(
             store_id=context.store_id,
             gender=context.gender,
             age_band=context.age_band,
-            descriptor=to_bytes(e.vector),
+            descriptor=to_bytes(e.values()),
             quality=e.quality,
         )
         for e in embeddings
