@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloud_api.recognition.policy import DecisionPolicy
 from facelib.config import RecognitionSettings
 
 DEFAULT_DATA_DIR = Path("var/cloud")
@@ -34,6 +35,11 @@ class CloudSettings(BaseSettings):
         gt=0.0,
         lt=2.0,
         description="open-set decision: a returning customer only below this distance",
+    )
+    recognition: DecisionPolicy = Field(
+        DecisionPolicy(),
+        description="open-set decisions: targets, the threshold curve, margin, age limit "
+        "(STORESIGHT_CLOUD_RECOGNITION__MEMBER_FPIR=0.001, ...)",
     )
     min_embedding_quality: float = Field(
         0.02, ge=0.0, le=1.0, description="embeddings below this quality are not enrolled"

@@ -6,9 +6,9 @@ import base64
 import binascii
 import math
 import struct
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -89,9 +89,7 @@ class Embedding(_Wire):
     (decimal numbers), never both. `values()` gives the numbers whichever was sent.
     """
 
-    vector: list[float] | None = Field(
-        None, min_length=DESCRIPTOR_SIZE, max_length=DESCRIPTOR_SIZE
-    )
+    vector: list[float] | None = Field(None, min_length=DESCRIPTOR_SIZE, max_length=DESCRIPTOR_SIZE)
     f16: str | None = Field(
         None,
         min_length=(_F16_BYTES * 4) // 3,

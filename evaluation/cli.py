@@ -73,6 +73,30 @@ def main(argv: list[str] | None = None) -> int:
     _pipeline_options(ident)
     ident.add_argument("--json", type=Path, default=None)
 
+    op = sub.add_parser(
+        "openset",
+        help="1:N open-set identification through the product's gallery and decision policy",
+    )
+    op.add_argument("--enrolled", type=Path, default=None, help="default: the shared data")
+    op.add_argument("--strangers", type=Path, default=None)
+    op.add_argument("--distractors", type=Path, action="append", default=None)
+    op.add_argument("--sizes", default="0,1000,2000,4000,6000", help="distractors enrolled")
+    op.add_argument("--workers", type=int, default=2, help="processes analysing photos")
+    op.add_argument("--cache", type=Path, default=Path("var/eval-cache/faces.sqlite3"))
+    op.add_argument(
+        "--half",
+        choices=["all", "fit", "report"],
+        default="all",
+        help="use only one half of every folder's identities (a fixed hash split): fit the "
+        "policy on one, report on the other",
+    )
+    op.add_argument("--policy", type=Path, default=None, help="JSON of DecisionPolicy fields")
+    op.add_argument(
+        "--fit", type=Path, default=None, help="fit the threshold curve and write it here"
+    )
+    op.add_argument("--gender-csv", type=Path, default=data / "faces/lfw_gender.csv")
+    op.add_argument("--json", type=Path, default=None)
+
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -84,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "identify":
             return _identify(args)
+        if args.command == "openset":
+            from evaluation.openset_cli import openset
+
+            return openset(args, data)
         return _calibrate(args)
     except (FaceLibError, ModelError, ValueError, FileNotFoundError) as error:
         print(f"storesight-eval: error: {error}", file=sys.stderr)

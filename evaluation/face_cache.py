@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,8 +193,7 @@ def analyse_photos(
         batches = list(_batches(todo, 16))
         if workers <= 1:
             _start_worker()
-            results = map(_analyse_batch, batches)
-            _consume(results, batches, hashes, known, cache, pipeline, bar)
+            _consume(map(_analyse_batch, batches), batches, hashes, known, cache, pipeline, bar)
         else:
             with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker) as pool:
                 results = pool.map(_analyse_batch, batches)
@@ -204,13 +203,13 @@ def analyse_photos(
 
 
 def _consume(
-    results: Iterator[list[FaceRecord]],
+    results: Iterable[list[FaceRecord]],
     batches: list[list[Path]],
     hashes: dict[Path, str],
     known: dict[str, FaceRecord],
     cache: FaceCache,
     pipeline: str,
-    bar: tqdm,  # type: ignore[type-arg]
+    bar: tqdm,
 ) -> None:
     for batch, records in zip(batches, results, strict=True):
         items = [(hashes[p], r) for p, r in zip(batch, records, strict=True)]

@@ -154,6 +154,30 @@ class _Plan:
     changed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LevelHits:
+    """One level's samples near a query: whose they are and how far, nearest first.
+
+    `size` is how many samples the level's partition holds (for a region filtered out of
+    everyone's index: everyone's).
+    """
+
+    level: Level
+    customer_ids: NDArray[np.int64]
+    distances: NDArray[np.float64]
+    size: int
+
+
+def _level_hits(level: Level, hits: Hits, keep: NDArray[np.bool_], size: int) -> LevelHits:
+    index = np.flatnonzero(keep)
+    return LevelHits(
+        level,
+        hits.labels.customer_ids[index],
+        np.asarray(hits.distances[index], dtype=np.float64),
+        size,
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _narrow_filter(gender: int, band: int) -> NarrowFilter:
     return NarrowFilter(gender, band)
@@ -346,6 +370,66 @@ class RecognitionEngine:
                     return self._match(hits, in_region, "region")
             return self._match(hits, best, level)
         return None
+
+    def neighbours(
+        self,
+        vector: NDArray[np.float32],
+        *,
+        region_id: int,
+        store_id: int,
+        radius: float,
+        count: int,
+    ) -> list[LevelHits]:
+        """Samples of customers not removed within `radius`, per level, narrowest first.
+
+        For each level searched (the store, the region, everyone; a level holding exactly the
+        samples of the one before is left out) the nearest samples, at most about `count` of
+        them from an Annoy index (exact partitions and buffers give every one within the
+        radius). The decision policy turns these into per-customer scores.
+        """
+        query = self._check_vector(vector)
+        check_id("region_id", region_id)
+        check_id("store_id", store_id)
+        if not math.isfinite(radius) or radius <= 0:
+            raise ValueError(f"radius must be a finite distance > 0, got {radius}")
+        plan: list[tuple[Level, _Partition, Rows]] = []
+        with self._lock:
+            self._check_open()
+            store = self._stores.get(store_id)
+            region = self._regions.get(region_id)
+            if store is not None:
+                plan.append(("store", store, store.rows.rows))
+            if region is not None:
+                plan.append(("region", region, region.rows.rows))
+            if self._global is not None:
+                plan.append(("global", self._global, self._global.rows.rows))
+        query_sq = float(query @ query)
+        query_list = query.tolist()
+        out: list[LevelHits] = []
+        searched = 0
+        for level, part, rows in plan:
+            size = part.size(rows)
+            if size == searched:
+                continue
+            searched = size
+            hits = exact_hits(rows, part.exact_from, query, query_sq, radius)
+            if part.annoy is not None:
+                search_k = max(self.settings.search_k, count * self.settings.n_trees)
+                hits = hits.merge(part.annoy.hits(query_list, radius, count, search_k))
+            alive = self._alive(hits)
+            if level == "global" and self.settings.region_level == "filter":
+                in_region = alive & (hits.labels.regions == region_id)
+                out.append(_level_hits("region", hits, in_region, size))
+            out.append(_level_hits(level, hits, alive, size))
+        return out
+
+    def _alive(self, hits: Hits) -> NDArray[np.bool_]:
+        usable = np.ones(len(hits), dtype=bool)
+        removed = self._removed
+        if removed and len(hits):
+            customers = hits.labels.customer_ids.tolist()
+            usable &= np.fromiter((c not in removed for c in customers), bool, len(usable))
+        return usable
 
     def _hits(
         self,
