@@ -8,9 +8,9 @@ is "member", "returning" or "possible_member". Ground truth is a known customer
 answer. A false accept is an accepted decision that pointed at someone other than the known
 customer, or that the cashier rejected; the rate is over decisions with any ground truth. A
 false reject is a decision about a known customer who had face samples before the visit
-(so the face could have found them) that did not accept that customer; the rate is over
-those decisions. A week partly outside the window counts only its days inside it; weeks
-with no decisions in a store have no row.
+(so the face could have found them; unknown counts as no) that did not accept that
+customer; the rate is over those decisions. A week partly outside the window counts only
+its days inside it; a store's week with no rows at all (not even a no-face shot) has no row.
 """
 
 from __future__ import annotations
