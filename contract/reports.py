@@ -45,6 +45,7 @@ REPORT_NAMES = (
     "portrait",
     "preferences",
     "forecast",
+    "recognition",
 )
 
 

@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,15 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from cloud_api import admin
 from cloud_api.api import errors
 from cloud_api.dashboard import STATIC_DIR, static_file
 from cloud_api.dashboard import router as dashboard_router
 from cloud_api.db.migrate import upgrade
-from cloud_api.db.models import Store
+from cloud_api.db.models import Device, RecognitionDecision, Store
 from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.seed import seed
 from cloud_api.settings import CloudSettings
@@ -63,6 +65,7 @@ CHARTS = {
     "portrait",
     "preferences",
     "forecast",
+    "recognition",
 }
 TABLES = {"heatmap", "vip"}
 TIMEOUT_MS = 20_000
@@ -84,6 +87,43 @@ def require_browser() -> None:
         if REQUIRE_BROWSER:
             pytest.fail(f"{reason} (STORESIGHT_TEST_REQUIRE_BROWSER=1)")
         pytest.skip(reason)
+
+
+def add_recognition_decisions(session: Session) -> None:
+    """Face decisions for the recognition-quality section (the seed makes none): per store
+    and each of the last eight weeks, a right and a wrong match, a customer missed, a
+    confirmed possible member and a shot without a face."""
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    tills = {
+        store_id: device_id
+        for store_id, device_id in session.execute(
+            select(Device.store_id, func.min(Device.id)).group_by(Device.store_id)
+        )
+    }
+    kinds = [  # outcome, candidate, truth, cashier
+        ("member", 1, 1, None),
+        ("returning", 2, 3, None),
+        ("new", None, 4, None),
+        ("possible_member", 5, 5, "confirmed"),
+        ("no_face", None, None, None),
+    ]
+    for store_id, device_id in tills.items():
+        for week in range(8):
+            for n, (outcome, candidate, truth, cashier) in enumerate(kinds):
+                session.add(
+                    RecognitionDecision(
+                        store_id=store_id,
+                        device_id=device_id,
+                        at=now - timedelta(days=7 * week + 1, minutes=n),
+                        outcome=outcome,
+                        candidate_id=candidate,
+                        searched=100,
+                        truth_customer_id=truth,
+                        truth_source="loyalty" if truth else None,
+                        truth_had_face=True if truth else None,
+                        cashier=cashier,
+                    )
+                )
 
 
 @dataclass(frozen=True)
@@ -109,6 +149,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
                 session, MANAGER, "Anna Berg", "store_manager", PASSWORD, MANAGER_STORE
             )
             stores = {store.code: store.id for store in session.scalars(select(Store))}
+            add_recognition_decisions(session)
     finally:
         engine.dispose()
     assert len(stores) == 3 and MANAGER_STORE in stores
@@ -331,6 +372,7 @@ def test_head_office_sees_every_chart_drawn(
     assert tables["heatmap"]["rows"] == 7 * 24 and tables["heatmap"]["cells"] > 20
     assert tables["vip"]["rows"] >= 1
     assert page.locator("#section-vip tbody tr").count() >= 1
+    assert page.locator("#section-recognition tbody tr").count() >= 1
     for section in CHARTS | TABLES:
         link = page.locator(f"#section-{section} a.csv")
         assert "format=csv" in (link.get_attribute("href") or ""), section

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.reports import forecast, loyalty, rollups, sales, traffic
+from cloud_api.reports import forecast, loyalty, recognition, rollups, sales, traffic
 from cloud_api.reports.common import Table, Window, window
 from cloud_api.services.errors import NotFound
 from contract import Report, ReportFilters, ReportInfo, ReportParam
@@ -108,6 +108,16 @@ _REPORTS: dict[str, tuple[str, str, list[ReportParam], Builder]] = {
         "Units per product for the coming weeks, with the model's back-test error.",
         [_WEEKS, _TOP],
         forecast.forecast,
+    ),
+    "recognition": (
+        "Recognition quality",
+        "Per store and week: face decisions (no-face shots left out), acceptances and cashier "
+        "answers. False-accept rate: accepted faces that pointed at someone other than the "
+        "known customer (loyalty card, payment or cashier) or that the cashier rejected, over "
+        "decisions with any ground truth; false-reject rate: known customers who had face "
+        "samples but were not accepted as themselves, over those decisions.",
+        [],
+        recognition.recognition,
     ),
 }
 

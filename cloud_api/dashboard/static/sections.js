@@ -140,6 +140,27 @@ const GENDER_COLORS = { female: COLORS.rose, male: COLORS.sky };
 const genderColor = (g, i) => GENDER_COLORS[String(g).toLowerCase()] ?? PALETTE[(i + 4) % PALETTE.length];
 const capital = (s) => String(s ?? "").replace(/^./, (c) => c.toUpperCase());
 
+/** A report's per-store rows summed per week, with the two error rates of each week. */
+function recognitionWeeks(r) {
+  const weeks = new Map();
+  for (const x of r) {
+    const key = String(x.week).slice(0, 10);
+    const w = weeks.get(key) ?? { week: key, falseAccepts: 0, withTruth: 0, falseRejects: 0, findable: 0 };
+    w.falseAccepts += num(x.false_accepts);
+    w.withTruth += num(x.with_truth);
+    w.falseRejects += num(x.false_rejects);
+    w.findable += num(x.truth_findable);
+    weeks.set(key, w);
+  }
+  return [...weeks.values()].sort((a, b) => (a.week < b.week ? -1 : 1)).map((w) => ({
+    week: w.week,
+    falseAcceptRate: w.withTruth ? w.falseAccepts / w.withTruth : null,
+    falseRejectRate: w.findable ? w.falseRejects / w.findable : null,
+  }));
+}
+
+const ratePct = (fraction) => (fraction === null || fraction === undefined ? null : pct(fraction));
+
 // ---- the sections -----------------------------------------------------------------------
 
 export const SECTIONS = [
@@ -708,6 +729,64 @@ export const SECTIONS = [
           },
         },
       });
+    },
+  },
+  {
+    id: "recognition",
+    report: "recognition",
+    title: "Recognition quality",
+    description: "False-accept rate (accepted faces that were someone else, or that the cashier rejected) and false-reject rate (known customers with face samples not recognised), per week, where the truth is known.",
+    wide: true,
+    split: true,
+    render(report, view) {
+      const r = records(report);
+      const summary = report.summary ?? {};
+      view.stats([
+        stat("Decisions", fmtInt(summary.decisions ?? sum(r.map((x) => x.decisions)))),
+        stat("With ground truth", fmtInt(summary.with_truth ?? sum(r.map((x) => x.with_truth)))),
+        stat("False accepts", fmtPct(summary.false_accept_rate)),
+        stat("False rejects", fmtPct(summary.false_reject_rate)),
+      ]);
+      const weeks = recognitionWeeks(r);
+      view.chart({
+        data: {
+          labels: weeks.map((w) => w.week),
+          datasets: [
+            line("False-accept rate", weeks.map((w) => ratePct(w.falseAcceptRate)), COLORS.rose, { pointRadius: 3, tension: 0.2 }),
+            line("False-reject rate", weeks.map((w) => ratePct(w.falseRejectRate)), COLORS.amber, { pointRadius: 3, tension: 0.2 }),
+          ],
+        },
+        options: {
+          interaction: { mode: "index", intersect: false },
+          spanGaps: true,
+          scales: {
+            x: { ticks: weekTicks },
+            y: { beginAtZero: true, suggestedMax: 10, title: { display: true, text: "share of decisions with known truth" }, ticks: { callback: (v) => `${v}%` } },
+          },
+          plugins: {
+            tooltip: {
+              callbacks: { title: (items) => (items.length ? `Week of ${longDate(items[0].label)}` : ""), label: percentLabel },
+            },
+          },
+        },
+      });
+      // the latest weeks first; every row is in the CSV
+      const latest = [...r].sort((a, b) => String(b.week).localeCompare(String(a.week)) || String(a.store).localeCompare(String(b.store)));
+      const shown = latest.slice(0, 12);
+      view.side.replaceChildren(
+        table(
+          [{ label: "Week" }, { label: "Store" }, { label: "Decisions", num: true }, { label: "Accepted", num: true }, { label: "False acc.", num: true }, { label: "False rej.", num: true }],
+          shown.map((x) => [
+            shortDate(x.week),
+            truncate(x.store, 24),
+            fmtInt(x.decisions),
+            fmtInt(x.accepted),
+            h("span", { title: `${fmtInt(x.false_accepts)} of ${fmtInt(x.with_truth)} with known truth` }, fmtPct(x.false_accept_rate)),
+            h("span", { title: `${fmtInt(x.false_rejects)} of ${fmtInt(x.truth_findable)} findable customers` }, fmtPct(x.false_reject_rate)),
+          ]),
+        ),
+        latest.length > shown.length ? h("div", { class: "more" }, `${fmtInt(latest.length - shown.length)} more in the CSV download.`) : null,
+      );
     },
   },
   {
