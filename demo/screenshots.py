@@ -4,8 +4,12 @@
    the clip makes its people customers, and the first becomes a VIP member (as in the demo).
 2. The cashier window on the clip; a simulated cashier scans each customer's receipt. When
    the VIP member's card appears: `cashier.png` (else the last card shown).
-3. The settings dialog with the camera preview and the counter zone: `settings.png`.
-4. The staff window following the store's alerts while the entrance camera (headless, the
+3. The cashier window again, the next customer's card a "possible member" question with
+   Confirm / Not me: `cashier-possible-member.png`. The card is the cloud's when it answers
+   one; a cloud that does not decide so yet (no open-set decisions) gets the question staged
+   on the card of the customer it answered for (asking about a member named Alex).
+4. The settings dialog with the camera preview and the counter zone: `settings.png`.
+5. The staff window following the store's alerts while the entrance camera (headless, the
    same clip) sees the VIP walk in: the pop-up is captured from the screen: `staff.png`.
 
 Meant to run under Xvfb (`make screenshots`); under the offscreen platform the pop-up is
@@ -19,13 +23,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QPoint, QTimer
 from PySide6.QtGui import QGuiApplication, QPainter, QPixmap
 from PySide6.QtWidgets import QWidget
 
-from contract import MembershipRequest
+from contract import MembershipRequest, PossibleMember, Preferences
 from demo import run as demo
 from demo.cashier import ScanningCashier
 from kiosk_app.alerts import AlertStream
@@ -97,6 +102,53 @@ def cashier_shot(config: MachineConfig, clip: str, out: Path) -> None:
         print("warning: no returning customer was carded; the window as it is")
     pause(500)
     save(window, out / "cashier.png")
+    window.close()
+
+
+def possible_member_shot(config: MachineConfig, clip: str, out: Path) -> None:
+    """A customer's card asking "Are you Alex?" with Confirm and Not me (see the docstring)."""
+    host = ServiceHost(config, settings=demo.kiosk_settings(clip))
+    window = CashierWindow(host)
+    window.resize(1400, 820)
+    window.show()
+    cashier = ScanningCashier(window, prefix="Q")
+    scans = QTimer()
+    scans.setInterval(200)
+    scans.timeout.connect(cashier.step)
+    host.start()
+    scans.start()
+
+    def carded() -> bool:  # a card for a customer the camera saw at the counter
+        return window.card.card is not None and window.card.shown_for_track is not None
+
+    found = wait_until(carded, 180)
+    scans.stop()  # no more receipts: this customer's card stays on screen
+    wait_until(lambda: False, 3)  # checkouts already on their way arrive
+    card = window.card.card
+    if found and card is not None and card.status != "possible_member":
+        print("note: the cloud answered no possible member; the question is staged on the card")
+        decision = card.decision_id if card.decision_id is not None else 1
+        staged = card.model_copy(
+            update={
+                "customer_id": None,
+                "status": "possible_member",
+                "visit_count": 0,
+                "member": None,
+                "purchase_level": "new",
+                "lifetime_spend": Decimal(0),
+                "preferences": Preferences(categories=[], brands=[]),
+                "last_visits": [],
+                "recommendations": [],
+                "demographics": None,
+                "decision_id": decision,
+                "possible_member": PossibleMember(decision_id=decision, first_name="Alex"),
+            }
+        )
+        window.card.show_card(staged, window.card.shown_for_track)
+    if not found:
+        print("warning: no customer was carded; the window as it is")
+    pause(500)
+    save(window, out / "cashier-possible-member.png")
     window.close()
 
 
@@ -200,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=ROOT / "till",
         )
         cashier_shot(config, clip, args.out)
+        possible_member_shot(config, clip, args.out)
         settings_shot(config, args.out)
         staff_shot(config, clip, keys["entrance"], args.out)
     finally:

@@ -4,8 +4,10 @@ Every processed frame is remembered for `history_s` (track ids and roles with th
 monotonic time). A receipt scanned at time T is bound to the track that was the primary
 customer in most frames of [T - window_s, T + grace_s] (the caller waits for the grace to
 pass); other tracks that stood in the counter zone then are its companions. What is sent is
-the best shots' descriptors (several shots of one visit vote in the cloud), the best shot as
-the 150x150 aligned chip in JPEG for age and gender, and the companions' descriptors. No
+the best shots' descriptors (the cloud fuses a visit's shots into one descriptor), each as
+128 half floats (`Embedding.compact`), the best shot as the 150x150 aligned chip in JPEG for
+age and gender, and the companions' descriptors. The whole body stays within
+`CHECKOUT_BUDGET_BYTES` with 8 shots, the crop, a companion and a usual receipt. No
 face in the window makes an anonymous checkout; an opted-out customer's checkout carries no
 face data at all.
 """
@@ -16,7 +18,7 @@ import base64
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,17 +26,29 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from contract import CheckoutRequest, Companion, Embedding, FaceCrop, Receipt
+from contract import (
+    MAX_VISIT_EMBEDDINGS,
+    CheckoutRequest,
+    Companion,
+    Embedding,
+    FaceCrop,
+    Receipt,
+)
 from facelib.types import RGBImage
 from kiosk_app.pipeline import FrameResult, Shot
 
-#: JPEG quality of the face crop: about 3-4 KB for a 150x150 chip.
-CROP_JPEG_QUALITY = 75
+#: JPEG quality of the face crop (with optimised Huffman tables): about 2.5 KB for a 150x150
+#: chip, enough for age and gender (quality 75 made it about 3.5 KB).
+CROP_JPEG_QUALITY = 60
+#: A crop heavier than this (a very detailed or noisy chip) is encoded again at a lower quality,
+#: down to `CROP_MIN_QUALITY`, so 8 shots, the crop and a companion stay within the budget.
+CROP_MAX_BYTES = 3000
+CROP_MIN_QUALITY = 30
+#: What one checkout body (as the outbox stores and the uplink sends it) should weigh at most.
+CHECKOUT_BUDGET_BYTES = 8 * 1024
 MAX_COMPANIONS = 3
 #: Seconds before the scan in which the paying customer is looked for first.
 RECENT_S = 1.5
-#: Decimals sent per descriptor component: distances change by < 1e-4.
-DESCRIPTOR_DECIMALS = 4
 
 
 @dataclass(frozen=True)
@@ -70,11 +84,18 @@ def idempotency_key(device: str, receipt: Receipt) -> str:
 
 
 def encode_crop(chip: RGBImage) -> FaceCrop:
-    ok, jpeg = cv2.imencode(
-        ".jpg", cv2.cvtColor(chip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY]
-    )
-    if not ok:
-        raise ValueError("the face chip could not be encoded as JPEG")
+    """The chip as the checkout's JPEG: `CROP_JPEG_QUALITY`, lower when it would pass
+    `CROP_MAX_BYTES` (never below `CROP_MIN_QUALITY`)."""
+    bgr = cv2.cvtColor(chip, cv2.COLOR_RGB2BGR)
+    quality = CROP_JPEG_QUALITY
+    while True:
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1]
+        ok, jpeg = cv2.imencode(".jpg", bgr, params)
+        if not ok:
+            raise ValueError("the face chip could not be encoded as JPEG")
+        if jpeg.size <= CROP_MAX_BYTES or quality <= CROP_MIN_QUALITY:
+            break
+        quality = max(CROP_MIN_QUALITY, quality - 10)
     return FaceCrop(jpeg_base64=base64.b64encode(jpeg.tobytes()).decode("ascii"))
 
 
@@ -197,11 +218,15 @@ class CheckoutBinder:
     def _embed(self, shots: list[Shot]) -> list[Embedding]:
         if not shots:
             return []
-        vectors = self._describe(shots)
-        return [
-            Embedding(
-                vector=[round(float(v), DESCRIPTOR_DECIMALS) for v in vector],
-                quality=round(s.quality, 4),
-            )
-            for vector, s in zip(vectors, shots, strict=True)
-        ]
+        shots = shots[:MAX_VISIT_EMBEDDINGS]
+        return compact_embeddings(self._describe(shots), shots)
+
+
+def compact_embeddings(
+    vectors: Sequence[NDArray[np.float32]], shots: Sequence[Shot]
+) -> list[Embedding]:
+    """The shots' descriptors as the wire carries them: f16, with each shot's quality."""
+    return [
+        Embedding.compact(vector.tolist(), round(shot.quality, 4))
+        for vector, shot in zip(vectors, shots, strict=True)
+    ]

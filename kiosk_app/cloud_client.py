@@ -8,10 +8,12 @@ shown with any credentials masked.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import httpx
 from pydantic import ValidationError
 
-from contract import CustomerOut, DeviceInfo, ErrorBody, MembershipRequest
+from contract import CustomerOut, DecisionAnswer, DeviceInfo, ErrorBody, MembershipRequest
 from kiosk_app.sources import mask_url
 
 TIMEOUT_S = 10.0
@@ -101,6 +103,41 @@ class CloudClient:
 
     def delete_customer(self, customer_id: int) -> None:
         self._request("DELETE", f"/v1/customers/{customer_id}")
+
+    def confirm_decision(self, decision_id: int) -> DecisionAnswer:
+        """The customer is the member the card asked about (`POST .../confirm`): the answer
+        carries the member's full card."""
+        return self._decide(decision_id, "confirm")
+
+    def reject_decision(self, decision_id: int) -> DecisionAnswer:
+        """The customer is not that member (`POST .../reject`): the answer carries the card to
+        show instead (an anonymous customer's)."""
+        return self._decide(decision_id, "reject")
+
+    def _decide(self, decision_id: int, action: Literal["confirm", "reject"]) -> DecisionAnswer:
+        try:
+            response = self._request("POST", f"/v1/decisions/{decision_id}/{action}")
+        except CloudError as error:
+            if error.status == 409:
+                raise CloudError(
+                    "this customer was already answered (confirmed or rejected)", 409
+                ) from None
+            if error.status == 404:
+                raise CloudError(
+                    f"{self.shown} does not know this recognition decision", 404
+                ) from None
+            if error.status == 403:
+                raise CloudError(
+                    "this recognition decision belongs to another store", 403
+                ) from None
+            raise
+        try:
+            return DecisionAnswer.model_validate_json(response.content)
+        except ValidationError:
+            raise CloudError(
+                f"{self.shown} did not answer like the StoreSight cloud API "
+                f"(unexpected /v1/decisions/.../{action} reply)"
+            ) from None
 
 
 def _detail(response: httpx.Response) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "OutboxFull",
     "OutboxItem",
     "OutboxStats",
+    "checkout_body",
 ]
 
 ItemState = Literal["pending", "dead", "delivered"]
@@ -71,6 +72,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 )""",
     "CREATE INDEX IF NOT EXISTS outbox_state_id ON outbox (state, id)",
 )
+
+
+def checkout_body(request: CheckoutRequest) -> str:
+    """The checkout as stored and sent: the contract's JSON without empty (None) fields, so an
+    f16 embedding carries no `"vector": null`."""
+    return request.model_dump_json(exclude_none=True)
 
 
 class OutboxError(Exception):
@@ -236,7 +243,7 @@ class Outbox:
         Raises `OutboxFull` when the undelivered items (pending and dead) already reach
         `max_items` or would pass `max_bytes`.
         """
-        body = request.model_dump_json()
+        body = checkout_body(request)
         size = len(body.encode())
         now = self._clock()
         with self._transaction() as db:

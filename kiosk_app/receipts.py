@@ -22,8 +22,10 @@ Inputs
 JSON
 ----
 A `contract.Receipt` object, or the same wrapped as ``{"receipt": {...}}``. Numbers are read as
-exact decimals. A missing (or null) ``scanned_at`` is filled with the current UTC time and the
-fill is logged (``receipt.scanned_at_filled``); a timestamp without a time zone is rejected.
+exact decimals. ``loyalty_id`` and ``payment_token`` (optional) go to the cloud unchanged, or
+the receipt is rejected naming the field. A missing (or null) ``scanned_at`` is filled with
+the current UTC time and the fill is logged (``receipt.scanned_at_filled``); a timestamp
+without a time zone is rejected.
 
 CSV (POS export)
 ----------------
@@ -36,7 +38,10 @@ One row per line item; rows with the same ``number`` form one receipt (in the or
 first seen) and must agree on ``scanned_at`` and ``currency``. Decimals use a dot
 (``12.50``, never ``12,50``). ``scanned_at`` is ISO 8601 with a zone (``2026-11-25T10:00:00Z``,
 ``2026-11-25T11:00:00+01:00``); left empty it is filled like a missing JSON one. ``brand`` may
-be empty; ``currency`` (ISO 4217, default ``EUR``) may be left out or empty. Blank lines are
+be empty; ``currency`` (ISO 4217, default ``EUR``) may be left out or empty. So may
+``loyalty_id`` (the member card number the POS scanned) and ``payment_token`` (the POS's
+salted SHA-256 of the payment card, 64 lowercase hex digits); like ``scanned_at`` and
+``currency`` they must agree on every row of a receipt. Blank lines are
 skipped. A file is all-or-nothing: one bad row and the whole file is dead-lettered, the reason
 naming the row by its line in the file (the header is row 1, as in a spreadsheet).
 """
@@ -95,7 +100,11 @@ CSV_COLUMNS = (
     "quantity",
     "unit_price",
 )
-CSV_OPTIONAL_COLUMNS = ("currency",)
+CSV_OPTIONAL_COLUMNS = ("currency", "loyalty_id", "payment_token")
+#: Columns that describe the whole receipt: every row of one receipt must agree on them.
+_RECEIPT_COLUMNS = ("scanned_at", *CSV_OPTIONAL_COLUMNS)
+#: Identify a customer: never quoted in a reason (reasons are logged and kept beside the file).
+_PRIVATE_COLUMNS = ("loyalty_id", "payment_token")
 _ITEM_COLUMNS = ("sku", "name", "category", "brand", "quantity", "unit_price")
 
 MAX_HTTP_BODY_BYTES = 1024 * 1024
@@ -212,11 +221,10 @@ def _parse_json(raw: bytes, source: str) -> Receipt:
 class _Group:
     """The rows of one receipt in a CSV file."""
 
-    def __init__(self, number: str, row: int, scanned_at: str, currency: str) -> None:
+    def __init__(self, number: str, row: int, fields: dict[str, str]) -> None:
         self.number = number
         self.rows: list[int] = [row]
-        self.scanned_at = scanned_at
-        self.currency = currency
+        self.fields = fields  # scanned_at and the optional receipt columns, as in its first row
         self.items: list[dict[str, str]] = []
 
 
@@ -236,7 +244,7 @@ def _csv_header(cells: list[str]) -> list[str]:
     if duplicated:
         problems.append(f"repeated column(s) {', '.join(duplicated)}")
     if problems:
-        expected = ",".join(CSV_COLUMNS) + "[,currency]"
+        expected = ",".join(CSV_COLUMNS) + "".join(f"[,{c}]" for c in CSV_OPTIONAL_COLUMNS)
         raise _Invalid(f"row 1 (header): {'; '.join(problems)} (expected {expected})")
     return header
 
@@ -267,23 +275,24 @@ def _parse_csv(raw: bytes, source: str) -> list[Receipt]:
             problems.append((row, f"expected {len(header)} values, found {len(cells)}"))
             continue
         values = {name: cell.strip() for name, cell in zip(header, cells, strict=True)}
-        number, scanned_at = values["number"], values["scanned_at"]
-        currency = values.get("currency", "")
+        number = values["number"]
+        fields = {name: values.get(name, "") for name in _RECEIPT_COLUMNS}
         group = groups.get(number)
         if group is None:
-            group = groups[number] = _Group(number, row, scanned_at, currency)
+            group = groups[number] = _Group(number, row, fields)
         else:
             group.rows.append(row)
             first = group.rows[0]
-            for name, value, expected in (
-                ("scanned_at", scanned_at, group.scanned_at),
-                ("currency", currency, group.currency),
-            ):
+            for name in _RECEIPT_COLUMNS:
+                value, expected = fields[name], group.fields[name]
                 if value != expected:
+                    # a customer's card numbers are never quoted (reasons are logged)
+                    shown = "" if name in _PRIVATE_COLUMNS else f" {value!r}"
+                    was = "the value" if name in _PRIVATE_COLUMNS else repr(expected)
                     problems.append(
                         (
                             row,
-                            f"{name} {value!r} differs from {expected!r} on row {first} "
+                            f"{name}{shown} differs from {was} on row {first} "
                             f"of receipt {number!r}",
                         )
                     )
@@ -296,10 +305,11 @@ def _parse_csv(raw: bytes, source: str) -> list[Receipt]:
     receipts: list[Receipt] = []
     for group in groups.values():
         data: dict[str, Any] = {"number": group.number, "items": group.items}
-        if group.currency:
-            data["currency"] = group.currency
-        if group.scanned_at:
-            data["scanned_at"] = group.scanned_at
+        for name in CSV_OPTIONAL_COLUMNS:  # left empty: the contract's default
+            if group.fields[name]:
+                data[name] = group.fields[name]
+        if group.fields["scanned_at"]:
+            data["scanned_at"] = group.fields["scanned_at"]
         else:
             data["scanned_at"] = _now()
             log.warning(

@@ -30,7 +30,7 @@ from kiosk_app.binding import Capture, CheckoutBinder
 from kiosk_app.capture import CaptureStats, CaptureThread
 from kiosk_app.events import EventSink
 from kiosk_app.frames import Frame
-from kiosk_app.outbox import Outbox, OutboxItem
+from kiosk_app.outbox import Outbox, OutboxItem, checkout_body
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts import ExportFolderWatcher, LocalReceiptServer, ReceiptIntake
 from kiosk_app.runner import LoopedSource, PacedSource, TimedSource
@@ -364,7 +364,7 @@ class KioskService:
         self._received[key] = (item.arrived, binding.primary_track)
         self.outbox.put(binding.request)
         self.uplink.wake()
-        body = binding.request.model_dump_json()
+        body = checkout_body(binding.request)
         self._sink(
             {
                 "event": "checkout_queued",

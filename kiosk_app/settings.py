@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract import MAX_VISIT_EMBEDDINGS
 from facelib.config import FaceLibSettings
 from kiosk_app.tracking import TrackerSettings
 
@@ -31,10 +32,20 @@ def _polygon(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 CounterZonePolygon = Annotated[list[tuple[float, float]], AfterValidator(_polygon)]
 
 
+#: Best shots kept per track and sent with its checkout or sighting: the cloud fuses a visit's
+#: shots into one descriptor, so more shots help, up to what the contract accepts.
+DEFAULT_BEST_SHOTS = 8
+
+
 class ShotSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    best_k: int = Field(3, ge=1, le=16, description="best shots kept (and embedded) per track")
+    best_k: int = Field(
+        DEFAULT_BEST_SHOTS,
+        ge=1,
+        le=MAX_VISIT_EMBEDDINGS,
+        description="best shots kept (and embedded, and sent) per track",
+    )
     min_quality: float = Field(0.02, ge=0.0, le=1.0, description="shots below are never kept")
 
 

@@ -20,10 +20,11 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
-from contract import Embedding, SightingRequest, SightingResponse
-from kiosk_app.binding import DESCRIPTOR_DECIMALS, encode_crop
+from contract import MAX_VISIT_EMBEDDINGS, SightingRequest, SightingResponse
+from kiosk_app.binding import compact_embeddings, encode_crop
 from kiosk_app.events import EventSink
 from kiosk_app.pipeline import FrameResult, Shot
+from kiosk_app.settings import DEFAULT_BEST_SHOTS
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,7 @@ class SightingReporter:
         describe: Callable[[list[Shot]], list[NDArray[np.float32]]],
         sink: EventSink,
         *,
-        best_k: int = 3,
+        best_k: int = DEFAULT_BEST_SHOTS,
         after_s: float = 1.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -92,19 +93,14 @@ class SightingReporter:
                 log.exception("sighting_failed", track=job[0])
 
     def _report(self, track_id: int, shots: list[Shot]) -> None:
+        shots = shots[:MAX_VISIT_EMBEDDINGS]
         vectors = self._describe(shots)
         request = SightingRequest(
             captured_at=datetime.now(UTC),
-            embeddings=[
-                Embedding(
-                    vector=[round(float(v), DESCRIPTOR_DECIMALS) for v in vector],
-                    quality=round(s.quality, 4),
-                )
-                for vector, s in zip(vectors, shots, strict=True)
-            ],
+            embeddings=compact_embeddings(vectors, shots),
             face_crop=encode_crop(shots[0].chip),
         )
-        body = request.model_dump(mode="json")
+        body = request.model_dump(mode="json", exclude_none=True)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = self._client.post(self._url, json=body, headers=self._headers)

@@ -17,6 +17,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from contract import Receipt
+from kiosk_app.binding import CheckoutBinder
+from kiosk_app.outbox import checkout_body
 from kiosk_app.receipts import (
     ExportFolderWatcher,
     LocalReceiptServer,
@@ -507,3 +509,96 @@ def test_folder_must_not_be_the_dead_letter_folder(tmp_path: Path, handler: Reco
 )
 def test_parse_scanned_number(text: str, number: str | None) -> None:
     assert parse_scanned_number(text) == number
+
+
+# -- ground truth: the member card and the payment token the POS scanned ---------------------
+
+TOKEN = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def _sent(receipt: Receipt) -> dict[str, Any]:
+    """The receipt as the checkout the uplink sends carries it."""
+    binder = CheckoutBinder(lambda _: [], lambda _: [], device="till-1")
+    body: dict[str, Any] = json.loads(checkout_body(binder.bind(receipt, at=0.0).request))
+    return body["receipt"]  # type: ignore[no-any-return]
+
+
+def test_loyalty_id_and_payment_token_reach_the_cloud_unchanged(
+    server: LocalReceiptServer, handler: Recorder, intake: ReceiptIntake
+) -> None:
+    body = receipt_json(loyalty_id="VIP-000123", payment_token=TOKEN)
+    assert post(server, json.dumps(body).encode()).status_code == 202
+    [(receipt, _)] = handler.calls
+    assert receipt.loyalty_id == "VIP-000123" and receipt.payment_token == TOKEN
+    sent = _sent(receipt)
+    assert sent["loyalty_id"] == "VIP-000123" and sent["payment_token"] == TOKEN
+    # a receipt without them sends neither (no nulls on the wire)
+    assert post(server, json.dumps(receipt_json(number="R-2")).encode()).status_code == 202
+    plain = _sent(handler.calls[1][0])
+    assert "loyalty_id" not in plain and "payment_token" not in plain
+    assert intake.dead_letters() == []
+
+
+def test_csv_loyalty_id_and_payment_token_columns(intake: ReceiptIntake) -> None:
+    raw = (
+        "number,scanned_at,sku,name,category,brand,quantity,unit_price,loyalty_id,payment_token\n"
+        f"A-1,2026-11-25T10:00:00Z,1,Tea,drinks,,1,4.20,VIP-7,{TOKEN}\n"
+        f"A-1,2026-11-25T10:00:00Z,2,Milk,dairy,,1,1.10,VIP-7,{TOKEN}\n"
+        "B-2,2026-11-25T10:01:00Z,1,Tea,drinks,,1,4.20,,\n"
+    )
+    a, b = intake.accept_csv(raw.encode(), "folder:x.csv")
+    assert (a.loyalty_id, a.payment_token) == ("VIP-7", TOKEN)
+    assert (b.loyalty_id, b.payment_token) == (None, None)
+    assert _sent(a)["payment_token"] == TOKEN and _sent(a)["loyalty_id"] == "VIP-7"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"payment_token": TOKEN[:-1]}, "payment_token"),  # 63 digits
+        ({"payment_token": TOKEN.upper()}, "payment_token"),  # not lowercase hex
+        ({"payment_token": "4111111111111111"}, "payment_token"),  # a card number, never
+        ({"loyalty_id": "VIP 123"}, "loyalty_id"),
+        ({"loyalty_id": ""}, "loyalty_id"),
+    ],
+    ids=["short-token", "upper-token", "card-number", "loyalty-space", "loyalty-empty"],
+)
+def test_a_bad_loyalty_id_or_payment_token_is_dead_lettered_naming_the_field(
+    server: LocalReceiptServer,
+    intake: ReceiptIntake,
+    handler: Recorder,
+    changes: dict[str, str],
+    field: str,
+) -> None:
+    body = json.dumps(receipt_json(**changes)).encode()
+    with capture_logs() as logs:
+        response = post(server, body)
+    assert response.status_code == 422
+    assert field in response.json()["error"]
+    assert handler.calls == []
+    [letter] = intake.dead_letters()
+    assert letter.read_bytes() == body  # kept as sent, for staff
+    reason = reason_path(letter).read_text()
+    assert field in reason
+    value = changes[field]
+    if value:  # the customer's numbers are in the dead letter only, never in a reason or log
+        assert value not in reason and value not in json.dumps(logs, default=str)
+
+
+def test_a_csv_receipt_whose_rows_disagree_on_the_token_is_dead_lettered(
+    intake: ReceiptIntake,
+) -> None:
+    other = "0" * 64
+    raw = (
+        "number,scanned_at,sku,name,category,brand,quantity,unit_price,payment_token\n"
+        f"A-1,2026-11-25T10:00:00Z,1,Tea,drinks,,1,4.20,{TOKEN}\n"
+        f"A-1,2026-11-25T10:00:00Z,2,Milk,dairy,,1,1.10,{other}\n"
+        "B-2,2026-11-25T10:01:00Z,1,Tea,drinks,,1,4.20,not-a-token\n"
+    )
+    with pytest.raises(ReceiptRejected) as caught:
+        intake.accept_csv(raw.encode(), "folder:x.csv")
+    reason = caught.value.reason
+    assert "row 3: payment_token differs" in reason and "row 4: payment_token" in reason
+    assert TOKEN not in reason and other not in reason
+    [letter] = intake.dead_letters()
+    assert "payment_token" in reason_path(letter).read_text()

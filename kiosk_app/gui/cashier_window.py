@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from contract import CheckoutResponse, CustomerOut, MembershipRequest
+from contract import CheckoutResponse, CustomerOut, DecisionAnswer, MembershipRequest
+from kiosk_app.cloud_client import CloudError
 from kiosk_app.gui.preview import OverlayFace, PreviewWidget
 from kiosk_app.gui.service_host import HostStatus, ServiceHost, describe_event
 from kiosk_app.gui.vip_card import EnrolDialog, VipCardWidget
@@ -131,6 +132,8 @@ class CashierWindow(QMainWindow):
         column = QVBoxLayout(side)
         self.card = VipCardWidget()
         self.card.enrolRequested.connect(self._ask_enrol)
+        self.card.confirmRequested.connect(lambda decision: self.decide(decision, confirm=True))
+        self.card.rejectRequested.connect(lambda decision: self.decide(decision, confirm=False))
         self.visitors = QLabel("Visitors today: 0")
         self.visitors.setObjectName("visitors")
         self.visitors.setStyleSheet("font-size:22pt;font-weight:600")
@@ -249,6 +252,9 @@ class CashierWindow(QMainWindow):
         self._card_at = self._card_seen_at = now
         self.card.show_card(response.card, track_id)
         card = response.card
+        if card.status == "possible_member":
+            self.note("card: possible member, ask the customer")
+            return
         who = card.member.name if card.member else f"{card.status} customer"
         visits = f"{card.visit_count} visit{'s' if card.visit_count != 1 else ''}"
         self.note(f"card: {who}, {visits}, {card.purchase_level}")
@@ -343,6 +349,36 @@ class CashierWindow(QMainWindow):
             enrolled,
             lambda error: self.show_error(f"enrolment failed: {error}"),
         )
+
+    def decide(self, decision_id: int, *, confirm: bool) -> None:
+        """Send the cashier's answer to a possible-member card on a worker thread; the card
+        the cloud answers replaces it (if the card still asks about that decision)."""
+        client = self.host.cloud()
+        verb = "confirm" if confirm else "reject"
+        self.card.set_deciding()
+        self.statusBar().showMessage("Sending the answer to the cloud…")
+
+        def answered(answer: DecisionAnswer) -> None:
+            confirmed = answer.outcome == "confirmed"
+            text = "member confirmed" if confirmed else "not the member: anonymous customer"
+            self.statusBar().showMessage(f"Answer recorded: {text}", 10_000)
+            self.note(f"decision {decision_id}: {text}")
+            if self.card.decision_id == answer.decision_id:
+                self._card_at = time.monotonic()
+                self.card.show_card(answer.card, self.card.shown_for_track)
+
+        def failed(error: Exception) -> None:
+            status = error.status if isinstance(error, CloudError) else None
+            # offline, a timeout, a server error: asking again may work; a refusal will not
+            retry = status is None or status >= 500 or status == 429
+            message = f"Could not {verb}: {error}."
+            self.statusBar().showMessage(message, 15_000)
+            self.note(message)
+            if self.card.decision_id == decision_id:
+                self.card.decision_failed(message, retry=retry)
+
+        request = client.confirm_decision if confirm else client.reject_decision
+        run_in_thread(lambda: request(decision_id), answered, failed)
 
     # ---- helpers -----------------------------------------------------------------------------
 

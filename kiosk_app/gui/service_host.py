@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import structlog
 from PySide6.QtCore import QObject, Signal
 
@@ -59,10 +60,12 @@ class ServiceHost(QObject):
         realtime: bool = True,
         loop: bool = False,
         on_frame: Callable[[FrameResult], None] | None = None,
+        cloud_transport: httpx.BaseTransport | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.config = config
+        self._cloud_transport = cloud_transport  # tests: the cashier's calls, at the HTTP level
         self.settings = settings if settings is not None else config.kiosk_settings()
         self.realtime = realtime
         self.loop = loop
@@ -150,7 +153,9 @@ class ServiceHost(QObject):
         return service.receipts_url if service is not None and not service.entrance else None
 
     def cloud(self) -> CloudClient:
-        return CloudClient(self.config.cloud_url, self.config.api_key)
+        return CloudClient(
+            self.config.cloud_url, self.config.api_key, transport=self._cloud_transport
+        )
 
     # ---- worker threads --------------------------------------------------------------------
 

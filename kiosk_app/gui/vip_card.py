@@ -1,4 +1,10 @@
-"""The VIP card the cashier sees after each checkout, and the member enrolment dialog."""
+"""The VIP card the cashier sees after each checkout, and the member enrolment dialog.
+
+A "possible member" card (the face resembles a member, not closely enough to say who) shows
+no name and no history: it asks "Are you {first name}?" (or for the membership card) with
+**Confirm** and **Not me**, which emit `confirmRequested` / `rejectRequested` with the
+decision's id; the window sends them and shows the card the cloud answers.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from decimal import Decimal
 from html import escape
 
 from pydantic import ValidationError
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -14,6 +20,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QFrame,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -31,6 +38,7 @@ LEVEL_COLOURS = {
     "platinum": "#2c3e50",
 }
 MEMBER_LEVELS = ("standard", "silver", "gold", "platinum")
+POSSIBLE_COLOUR = "#c77700"
 
 
 def _money(value: Decimal) -> str:
@@ -41,6 +49,8 @@ class VipCardWidget(QFrame):
     """Shows one `VipCard`; empty ("waiting for a checkout") until the first one."""
 
     enrolRequested = Signal(int)  # customer id
+    confirmRequested = Signal(int)  # decision id: the customer is the member asked about
+    rejectRequested = Signal(int)  # decision id: the customer is not that member
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,10 +72,29 @@ class VipCardWidget(QFrame):
         self._enrol = QPushButton("Enrol as VIP member…")
         self._enrol.setObjectName("enrol")
         self._enrol.clicked.connect(self._ask_enrol)
+        self.confirm_button = QPushButton("Confirm")
+        self.confirm_button.setObjectName("confirm_member")
+        self.confirm_button.setToolTip("The customer is this member (or showed the member card)")
+        self.confirm_button.clicked.connect(lambda: self._decide(self.confirmRequested))
+        self.reject_button = QPushButton("Not me")
+        self.reject_button.setObjectName("reject_member")
+        self.reject_button.setToolTip("The customer is not this member")
+        self.reject_button.clicked.connect(lambda: self._decide(self.rejectRequested))
+        for button in (self.confirm_button, self.reject_button):
+            button.setMinimumHeight(44)
+            button.setStyleSheet("font-size:13pt;font-weight:600")
+        self._note = QLabel()
+        self._note.setObjectName("card_note")
+        self._note.setWordWrap(True)
+        decide = QHBoxLayout()
+        decide.addWidget(self.confirm_button)
+        decide.addWidget(self.reject_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self._title)
         layout.addWidget(self._badge)
         layout.addWidget(self._body, 1)
+        layout.addLayout(decide)
+        layout.addWidget(self._note)
         layout.addWidget(self._enrol)
         self.clear()
 
@@ -80,10 +109,34 @@ class VipCardWidget(QFrame):
         self._badge.clear()
         self._body.clear()
         self._enrol.hide()
+        self._show_decision(False)
+
+    @property
+    def decision_id(self) -> int | None:
+        """The decision a possible-member card asks about (None for any other card)."""
+        if self.card is None or self.card.possible_member is None:
+            return None
+        return self.card.possible_member.decision_id
+
+    def set_deciding(self) -> None:
+        """A confirm or reject is in flight: both buttons wait for its answer."""
+        self.confirm_button.setEnabled(False)
+        self.reject_button.setEnabled(False)
+        self._set_note("Asking the cloud…")
+
+    def decision_failed(self, message: str, *, retry: bool) -> None:
+        """Say why; the buttons come back when asking again may help (offline, a timeout)."""
+        self.confirm_button.setEnabled(retry)
+        self.reject_button.setEnabled(retry)
+        self._set_note(message + (" Try again." if retry else ""), error=True)
 
     def show_card(self, card: VipCard, track_id: int | None = None) -> None:
         self.card = card
         self.shown_for_track = track_id
+        if card.status == "possible_member" and card.possible_member is not None:
+            self._show_possible_member(card.possible_member.first_name)
+            return
+        self._show_decision(False)
         if card.member is not None:
             title = escape(card.member.name)
         elif card.status == "returning":
@@ -104,6 +157,36 @@ class VipCardWidget(QFrame):
         )
         self._body.setText(self._details(card))
         self._enrol.setVisible(card.customer_id is not None and card.member is None)
+
+    def _show_possible_member(self, first_name: str) -> None:
+        self._title.setText("<span style='font-size:20pt;font-weight:600'>Possible member</span>")
+        self._badge.setText(
+            f"<span style='background:{POSSIBLE_COLOUR};color:white;padding:4px 8px;"
+            "border-radius:4px;font-weight:600'>&nbsp;ASK THE CUSTOMER&nbsp;</span>"
+        )
+        self._body.setText(
+            f"<p style='font-size:18pt;margin-bottom:4px'>Are you <b>{escape(first_name)}</b>?</p>"
+            "<p style='color:#666'>Or ask for the membership card. Nothing about the member "
+            "is shown until the customer confirms.</p>"
+        )
+        self._enrol.hide()
+        self._show_decision(True)
+
+    def _show_decision(self, visible: bool) -> None:
+        for button in (self.confirm_button, self.reject_button):
+            button.setVisible(visible)
+            button.setEnabled(visible)
+        self._set_note("")
+
+    def _set_note(self, text: str, *, error: bool = False) -> None:
+        self._note.setStyleSheet("color:#b00020;font-weight:600" if error else "color:#555")
+        self._note.setText(text)
+        self._note.setVisible(bool(text))
+
+    def _decide(self, signal: SignalInstance) -> None:
+        decision = self.decision_id
+        if decision is not None:
+            signal.emit(decision)
 
     def set_member(self, member: MemberInfo) -> None:
         if self.card is not None:
