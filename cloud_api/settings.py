@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud_api.recognition.policy import DecisionPolicy
-from facelib.config import RecognitionSettings
 
 DEFAULT_DATA_DIR = Path("var/cloud")
 
@@ -30,16 +30,15 @@ class CloudSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=1, le=65535)
-    identify_threshold: float = Field(
-        RecognitionSettings().identify_threshold,
-        gt=0.0,
-        lt=2.0,
-        description="open-set decision: a returning customer only below this distance",
-    )
     recognition: DecisionPolicy = Field(
         DecisionPolicy(),
         description="open-set decisions: targets, the threshold curve, margin, age limit "
         "(STORESIGHT_CLOUD_RECOGNITION__MEMBER_FPIR=0.001, ...)",
+    )
+    recognition_file: Path | None = Field(
+        None,
+        description="a JSON file of decision policy fields (what `storesight-eval openset "
+        "--fit` writes) laid over `recognition`",
     )
     min_embedding_quality: float = Field(
         0.02, ge=0.0, le=1.0, description="embeddings below this quality are not enrolled"
@@ -57,3 +56,17 @@ class CloudSettings(BaseSettings):
         12.0, gt=0.0, le=24.0 * 30, description="how long a dashboard sign-in lasts"
     )
     estimate_demographics: bool = Field(True, description="run age/gender on face crops")
+
+    def decision_policy(self) -> DecisionPolicy:
+        """`recognition`, with `recognition_file`'s fields over it when one is set."""
+        if self.recognition_file is None:
+            return self.recognition
+        try:
+            fields = json.loads(self.recognition_file.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"recognition_file {self.recognition_file} cannot be read as JSON: {error}"
+            ) from error
+        if not isinstance(fields, dict):
+            raise ValueError(f"recognition_file {self.recognition_file} must hold a JSON object")
+        return self.recognition.with_overrides(fields)

@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         "--half",
         choices=["all", "fit", "report"],
         default="all",
-        help="use only one half of every folder's identities (a fixed hash split): fit the "
-        "policy on one, report on the other",
+        help="probe with one half of the identities only (a fixed hash split; the gallery "
+        "is always whole): fit the policy on one half's searches, report on the other's",
     )
     op.add_argument("--policy", type=Path, default=None, help="JSON of DecisionPolicy fields")
     op.add_argument(

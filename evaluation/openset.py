@@ -24,6 +24,7 @@ as a member) and `returning` (would link the visit to an existing profile).
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from cloud_api.recognition import EngineSettings, RecognitionEngine, SampleMeta,
 from cloud_api.recognition.gallery import Candidate, Decision, Gallery, Shot, Visit
 from cloud_api.recognition.policy import DecisionPolicy
 from evaluation.face_cache import FaceRecord
-from evaluation.openset_data import GroupLabels, Identity, utk_meta
+from evaluation.openset_data import GroupLabels, Identity, half_of, utk_meta
 
 ENROL_PHOTOS = 2
 VISIT_PHOTOS = 3
@@ -71,11 +72,16 @@ class Protocol:
     probes: list[Probe]
     distractors: list[Identity]
 
-    def without_duplicates(self, faces: dict[Path, FaceRecord]) -> tuple[Protocol, int]:
+    def without_duplicates(
+        self,
+        faces: dict[Path, FaceRecord],
+        reviewed: set[frozenset[Path]] | None = None,
+    ) -> tuple[Protocol, int]:
         """The protocol without non-mated probes whose face also appears, under another name,
         among the enrolled or distractor photos: label noise in public data sets, not
-        strangers (see DUPLICATE_DISTANCE and SAME_PERSON_DISTANCE). Returns it and how many
-        probes were dropped."""
+        strangers. Three rules: the same picture (DUPLICATE_DISTANCE); UTKFace crops close
+        with agreeing labels (SAME_PERSON_DISTANCE); pairs a person reviewed and judged the
+        same (`reviewed`, resolved paths). Returns it and how many probes were dropped."""
         gallery = [p for ps in self.enrolled.values() for p in ps]
         gallery += [d.photos[0] for d in self.distractors]
         gallery = [p for p in gallery if faces[p].descriptor is not None]
@@ -84,6 +90,11 @@ class Protocol:
         matrix = np.stack([v for p in gallery if (v := faces[p].descriptor) is not None])
         norms = (matrix * matrix).sum(axis=1)
         duplicated: set[Path] = set()
+        resolved = {g.resolve(): g for g in gallery}
+        for pair in reviewed or set():
+            for first, second in (tuple(pair), tuple(pair)[::-1]):
+                if second in resolved:
+                    duplicated.add(first)
         for probe in self.probes:
             if probe.mated:
                 continue
@@ -97,8 +108,29 @@ class Protocol:
                     for i in np.flatnonzero(distances < SAME_PERSON_DISTANCE)
                 ):
                     duplicated.add(photo)
-        kept = [p for p in self.probes if not set(p.photos) & duplicated]
+        kept = [  # a mated probe stays: its own identity is enrolled, a match is right
+            p
+            for p in self.probes
+            if p.mated or not ({f.resolve() for f in p.photos} | set(p.photos)) & duplicated
+        ]
         return Protocol(self.enrolled, kept, self.distractors), len(self.probes) - len(kept)
+
+    def probes_of(self, half: str) -> Protocol:
+        """The same gallery with only one half's probes ("fit" or "report", by identity; "all"
+        keeps every probe): thresholds fitted on one half's searches are reported on the
+        other's, against the same enrolled customers."""
+        if half == "all":
+            return self
+        kept = [p for p in self.probes if half_of(p.identity) == half]
+        return Protocol(self.enrolled, kept, self.distractors)
+
+    def shuffled(self, seed: int) -> Protocol:
+        """The same protocol with the distractors in a seeded random order, so that every
+        gallery size holds the same mix of sources (for fitting how thresholds scale with
+        size; the reported protocol keeps sorted order)."""
+        order = list(self.distractors)
+        random.Random(seed).shuffle(order)
+        return Protocol(self.enrolled, self.probes, order)
 
     def photos(self) -> list[Path]:
         out = [p for ps in self.enrolled.values() for p in ps]

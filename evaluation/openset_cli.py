@@ -11,7 +11,12 @@ from cloud_api.recognition.policy import DecisionPolicy
 from cloud_api.settings import CloudSettings
 from evaluation.face_cache import FaceCache, analyse_photos
 from evaluation.openset import build_protocol, run, summary
-from evaluation.openset_data import GroupLabels, keep_half, read_identities, shared_layout
+from evaluation.openset_data import (
+    GroupLabels,
+    read_identities,
+    reviewed_same_person,
+    shared_layout,
+)
 from evaluation.openset_fit import fit_policy, policy_fields
 from evaluation.tables import format_table
 
@@ -31,18 +36,18 @@ def openset(args: argparse.Namespace, data: Path) -> int:
         )
     sizes = _sizes(args.sizes)
     policy = _policy(args.policy)
-    enrolled = keep_half(read_identities(enrolled_dir), args.half)
-    strangers = keep_half(read_identities(strangers_dir), args.half)
-    distractors = [
-        i for folder in distractor_dirs for i in keep_half(read_identities(folder), args.half)
-    ]
+    enrolled = read_identities(enrolled_dir)
+    strangers = read_identities(strangers_dir)
+    distractors = [i for folder in distractor_dirs for i in read_identities(folder)]
     protocol = build_protocol(enrolled, strangers, distractors, GroupLabels(args.gender_csv))
     cache = FaceCache(args.cache)
     try:
         faces = analyse_photos(protocol.photos(), cache=cache, workers=args.workers)
     finally:
         cache.close()
-    protocol, duplicates = protocol.without_duplicates(faces)
+    reviewed = reviewed_same_person(data) if args.enrolled is None else set()
+    protocol, duplicates = protocol.without_duplicates(faces, reviewed)
+    protocol = protocol.probes_of(args.half)
     result = run(protocol, faces, sizes, policy)
     figures = summary(result, policy)
     figures["protocol"]["nonmated_probes_dropped_as_duplicates"] = duplicates
@@ -61,7 +66,9 @@ def openset(args: argparse.Namespace, data: Path) -> int:
     print()
     print(_group_table(figures, policy))
     if args.fit is not None:
-        fitted = fit_policy(result.sizes, policy.returning_fpir)
+        # every size with the same mix of distractor sources: the fit is about size alone
+        shuffled = run(protocol.shuffled(0), faces, sizes, policy)
+        fitted = fit_policy(shuffled.sizes)
         figures["fit"] = fitted
         args.fit.write_text(json.dumps(policy_fields(fitted), indent=2) + "\n")
         print(f"\nfitted on the {args.half} half: {json.dumps(policy_fields(fitted))}")
@@ -83,7 +90,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def _policy(path: Path | None) -> DecisionPolicy:
-    configured = CloudSettings().recognition
+    configured = CloudSettings().decision_policy()
     if path is None:
         return configured
     return configured.with_overrides(json.loads(path.read_text()))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +52,6 @@ def half_of(name: str) -> str:
     the shared data's curators already kept one unsalted half of UTKFace aside)."""
     digest = hashlib.sha256(b"storesight-openset-half:" + name.encode()).digest()
     return "fit" if digest[0] % 2 == 0 else "report"
-
-
-def keep_half(identities: Iterable[Identity], half: str) -> list[Identity]:
-    if half == "all":
-        return list(identities)
-    return [i for i in identities if half_of(i.name) == half]
 
 
 def age_group(years: int) -> str:
@@ -139,3 +132,27 @@ def _link(source: Path, link: Path) -> None:
         return
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(source.resolve())
+
+
+REVIEWED_SAME_PERSON = Path(__file__).with_name("reviewed_same_person.csv")
+
+
+def reviewed_same_person(data: Path, path: Path = REVIEWED_SAME_PERSON) -> set[frozenset[Path]]:
+    """Pairs of shared-data photos people looked at and judged to show the same person.
+
+    The file lists the candidate pairs of the shared data (a non-mated photo and a gallery
+    photo within 0.45 of it, not already caught by the automatic rules) with a reviewer's
+    verdict each (same / different / unsure), and a second, independent reviewer's verdict
+    for the pairs the first was unsure of. A pair counts when the first said "same", or was
+    unsure and the second said "same"; paths are relative to the shared data folder.
+    """
+    if not path.is_file():
+        return set()
+    pairs: set[frozenset[Path]] = set()
+    root = data.resolve()
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            first, second = row.get("verdict"), row.get("second_verdict")
+            if first == "same" or (first == "unsure" and second == "same"):
+                pairs.add(frozenset({root / row["probe"], root / row["gallery"]}))
+    return pairs

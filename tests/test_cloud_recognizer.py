@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud_api import admin
 from cloud_api.db.models import Customer, CustomerDeletion, FaceSample
 from cloud_api.db.session import make_engine, session_factory
+from cloud_api.recognition.policy import DecisionPolicy
 from cloud_api.services.recognizer import QueryContext, Recognizer, to_bytes
 from contract import Embedding
 from tests.cloud_fixtures import migrated_url  # noqa: F401  (fixture)
@@ -65,7 +66,7 @@ def test_sync_finds_new_faces_and_honours_deletions(
     alice, bob = _unit(rng), _unit(rng)
     alice_id = _customer_with_samples(sessions, store_id, region_id, [alice])
 
-    recognizer = Recognizer(sessions, threshold=0.45, index_dir=tmp_path / "index")
+    recognizer = Recognizer(sessions, policy=DecisionPolicy(), index_dir=tmp_path / "index")
     try:
         assert recognizer.load() == 1
         if rebuild_first:
@@ -77,22 +78,20 @@ def test_sync_finds_new_faces_and_honours_deletions(
             region_id=region_id, store_id=store_id, gender="unknown", age_band=-1
         )
         probe = Embedding(vector=[float(x) for x in alice + 0.01], quality=0.9)
-        found = recognizer.identify([probe], context)
-        assert found is not None and found.customer_id == alice_id
+        assert _identify(recognizer, [probe], context) == alice_id
 
         bob_id = _customer_with_samples(sessions, store_id, region_id, [bob])
         bob_probe = Embedding(vector=[float(x) for x in bob], quality=0.9)
-        assert recognizer.identify([bob_probe], context) is None  # not synced yet
+        assert _identify(recognizer, [bob_probe], context) is None  # not synced yet
         assert recognizer.sync() == (1, 0)
-        found = recognizer.identify([bob_probe], context)
-        assert found is not None and found.customer_id == bob_id
+        assert _identify(recognizer, [bob_probe], context) == bob_id
         assert recognizer.sync() == (0, 0)  # nothing read twice
 
         # another process deleted Alice: the tombstone reaches this one on the next sync
         with sessions() as session, session.begin():
             session.add(CustomerDeletion(customer_id=alice_id))
         assert recognizer.sync() == (0, 1)
-        assert recognizer.identify([probe], context) is None
+        assert _identify(recognizer, [probe], context) is None
         # a late sample of the deleted customer does not stop others from being indexed
         carol = _unit(rng)
         _customer_with_samples(sessions, store_id, region_id, [carol])
@@ -112,7 +111,13 @@ def test_sync_finds_new_faces_and_honours_deletions(
         added, _ = recognizer.sync()
         assert added == 2
         carol_probe = Embedding(vector=[float(x) for x in carol], quality=0.9)
-        assert recognizer.identify([carol_probe], context) is not None
-        assert recognizer.identify([bob_probe], context) is None
+        assert _identify(recognizer, [carol_probe], context) is not None
+        assert _identify(recognizer, [bob_probe], context) is None
     finally:
         recognizer.close()
+
+
+def _identify(recognizer: Recognizer, probes: list[Embedding], context: QueryContext) -> int | None:
+    """The customer the probes are accepted as (the returning target), or None."""
+    found = recognizer.decide(probes, context).returning
+    return None if found is None else found.customer_id

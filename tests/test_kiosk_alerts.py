@@ -391,7 +391,8 @@ class Cloud:
         assert bound.status_code == 200, bound.text
         sighting = {
             "captured_at": now.isoformat(),
-            "embeddings": [samples[1].embedding.model_dump(mode="json")],  # seen at the till
+            # the frames the till saw: a name goes to staff only from more than one frame
+            "embeddings": [s.embedding.model_dump(mode="json") for s in samples],
         }
         self.members[person] = Member(customer, vip, name, sighting)
         return self.members[person]

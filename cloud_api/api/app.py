@@ -110,7 +110,9 @@ def start_services(settings: CloudSettings) -> Services:
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
     recognizer = Recognizer(
-        sessions, threshold=settings.identify_threshold, index_dir=process_index_dir(settings)
+        sessions,
+        policy=settings.decision_policy(),
+        index_dir=process_index_dir(settings),
     )
     recognizer.load()
     if recognizer.engine.rebuild_due():

@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cloud_api.api.auth import CallerDep, ServicesDep
-from cloud_api.services import alerts, checkout, customers, devices, sightings
+from cloud_api.services import alerts, checkout, customers, decisions, devices, sightings
+from cloud_api.services.context import Caller
+from cloud_api.services.errors import Forbidden
 from contract import (
     CheckoutRequest,
     CheckoutResponse,
     CustomerHistory,
     CustomerOut,
+    DecisionAnswer,
     DeviceInfo,
     ErrorBody,
     MembershipRequest,
@@ -41,6 +46,28 @@ def get_device(who: CallerDep, svc: ServicesDep) -> DeviceInfo:
 def post_checkout(body: CheckoutRequest, who: CallerDep, svc: ServicesDep) -> CheckoutResponse:
     """Bind the customer at the counter to the scanned receipt; answer with the VIP card."""
     return checkout.checkout(svc, who, body)
+
+
+DecisionId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1, description="the card's decision_id")]
+
+
+@router.post("/decisions/{decision_id}/confirm", response_model=DecisionAnswer, tags=["till"])
+def post_confirm(decision_id: DecisionId, who: CallerDep, svc: ServicesDep) -> DecisionAnswer:
+    """The cashier confirmed a "possible member": link the visit, answer with their card."""
+    _till_only(who)
+    return decisions.confirm(svc, who, decision_id)
+
+
+@router.post("/decisions/{decision_id}/reject", response_model=DecisionAnswer, tags=["till"])
+def post_reject(decision_id: DecisionId, who: CallerDep, svc: ServicesDep) -> DecisionAnswer:
+    """The customer said "not me": never that member for this visit; answer anonymously."""
+    _till_only(who)
+    return decisions.reject(svc, who, decision_id)
+
+
+def _till_only(who: Caller) -> None:
+    if who.device_kind != "till":
+        raise Forbidden("only tills answer for the customer at the counter")
 
 
 @router.post("/sightings", response_model=SightingResponse, tags=["entrance"])

@@ -196,7 +196,7 @@ class Gallery:
                 nearest = candidate
             shots = len(visit.shots)
             if score < policy.threshold(customers, policy.returning_fpir / shares, shots=shots):
-                member = score < policy.threshold(
+                member = shots >= policy.member_min_shots and score < policy.threshold(
                     customers, policy.member_fpir / shares, shots=shots
                 )
                 return Decision(

@@ -20,6 +20,8 @@ searched. The policy therefore decides from
 * a **budget per level**: a search widening from the store to its region and to everyone
   gives a stranger one chance per level, so each level searched gets an equal share of the
   target;
+* **visits, not frames**: a visit of one shot is held to its own, stricter curve, and never
+  shows a member's card (`member_min_shots`);
 * **no children**: a face estimated under `min_age_years` is neither matched nor enrolled.
 """
 
@@ -63,18 +65,27 @@ class DecisionPolicy(BaseModel):
         lt=0.5,
         description="share of strangers that may be shown some member's card (name, history)",
     )
+    member_min_shots: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="the member card needs a visit of at least this many shots: one frame "
+        "never puts a name on the screen",
+    )
     min_age_years: float = Field(
         16.0,
         ge=0.0,
         le=30.0,
         description="faces estimated younger are neither matched nor enrolled",
     )
+    # Fitted by `storesight-eval openset --half fit --sizes 0,1000,2000,4000,6000 --fit FILE`
+    # on the shared data's "fit" half of searches (see README, "Recognition you can trust").
     visit_curve: ThresholdCurve = Field(
-        ThresholdCurve(base=0.45, per_doubling=0.015, per_decade=0.06),
+        ThresholdCurve(base=0.2862, per_doubling=0.0022, per_decade=0.1254),
         description="thresholds for visits of two or more shots",
     )
     single_curve: ThresholdCurve = Field(
-        ThresholdCurve(base=0.40, per_doubling=0.02, per_decade=0.06),
+        ThresholdCurve(base=0.2878, per_doubling=0.0022, per_decade=0.2686),
         description="thresholds for a visit of one shot: one frame is weaker evidence",
     )
     curve_fpir: float = Field(

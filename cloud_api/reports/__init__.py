@@ -114,8 +114,9 @@ _REPORTS: dict[str, tuple[str, str, list[ReportParam], Builder]] = {
         "Per store and week: face decisions (no-face shots left out), acceptances and cashier "
         "answers. False-accept rate: accepted faces that pointed at someone other than the "
         "known customer (loyalty card, payment or cashier) or that the cashier rejected, over "
-        "decisions with any ground truth; false-reject rate: known customers who had face "
-        "samples but were not accepted as themselves, over those decisions.",
+        "face decisions with any ground truth; false-reject rate: known customers who had face "
+        "samples but were not accepted as themselves, over those decisions (children and "
+        "visits without a usable face are never for the face to decide).",
         [],
         recognition.recognition,
     ),

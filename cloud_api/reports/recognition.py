@@ -69,7 +69,9 @@ def _conditions() -> dict[str, ColumnElement[bool]]:
     d = RecognitionDecision
     accepted = d.outcome.in_(ACCEPTED)
     rejected = d.cashier == "rejected"
-    truth_known = d.truth_customer_id.is_not(None)
+    # a visit without a usable face, or a child's, was never for the face to decide
+    decided = d.outcome.not_in(("no_face", "child"))
+    truth_known = and_(decided, d.truth_customer_id.is_not(None))
     findable = and_(truth_known, d.truth_had_face.is_(True))
     # IS [NOT] DISTINCT FROM: a missing candidate is a mismatch, never an unknown
     found_truth = and_(accepted, d.candidate_id.is_not_distinct_from(d.truth_customer_id))
@@ -79,7 +81,7 @@ def _conditions() -> dict[str, ColumnElement[bool]]:
         "possible_members": d.outcome == "possible_member",
         "confirmations": d.cashier == "confirmed",
         "rejections": rejected,
-        "with_truth": or_(truth_known, d.cashier.is_not(None)),
+        "with_truth": or_(truth_known, and_(decided, d.cashier.is_not(None))),
         "false_accepts": and_(
             accepted,
             or_(and_(truth_known, d.candidate_id.is_distinct_from(d.truth_customer_id)), rejected),

@@ -9,17 +9,34 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud_api.db.models import Customer, FaceSample, LineItem, Product, Receipt, Visit, utcnow
+from cloud_api.db.models import (
+    Customer,
+    FaceSample,
+    LineItem,
+    Product,
+    Receipt,
+    RecognitionDecision,
+    Visit,
+    utcnow,
+)
 from cloud_api.services.context import Caller, Services
+from cloud_api.services.identity import (
+    FaceVerdict,
+    ground_truth,
+    judge_face,
+    learn_payment_token,
+    pack_visit,
+    recently_rejected,
+)
 from cloud_api.services.recognizer import QueryContext, context_for, sample_rows
-from cloud_api.services.vip_card import build_card, unidentified_card
+from cloud_api.services.vip_card import build_card, possible_member_card, unidentified_card
 from contract import (
     CheckoutRequest,
     CheckoutResponse,
@@ -87,38 +104,46 @@ def _record(
         currency=receipt_data.currency,
         total=receipt_data.total,
         scanned_at=receipt_data.scanned_at,
+        loyalty_id=receipt_data.loyalty_id,
+        payment_token=receipt_data.payment_token,
         response={},
         items=[
-            LineItem(
-                **item.model_dump(), store_id=caller.store_id, sold_at=receipt_data.scanned_at
-            )
+            LineItem(**item.model_dump(), store_id=caller.store_id, sold_at=receipt_data.scanned_at)
             for item in receipt_data.items
         ],
     )
     session.add(receipt)
     _remember_products(session, request)
 
-    customer, status, distance = _resolve(
-        session, services, caller, request.embeddings, demographics, now
+    truth, source = ground_truth(session, receipt_data)
+    had_face = truth is not None and services.recognizer.knows(truth.id)
+    rejected = recently_rejected(session, caller.device_id, now)
+    verdict = judge_face(
+        session, services, caller, request.embeddings, demographics, exclude=rejected
     )
+    customer, status = _who(session, services, caller, verdict, truth, demographics, now)
+    if truth is not None and source == "loyalty":
+        learn_payment_token(session, receipt_data.payment_token, truth)
     session.flush()  # ids for the receipt and the customer
+    decision = _decision_row(caller, receipt, verdict, customer, truth, source, had_face)
+    session.add(decision)
+    session.flush()
     if customer is not None:
-        receipt.customer_id = customer.id
-        for line in receipt.items:
-            line.customer_id = customer.id
-        customer.lifetime_spend = (customer.lifetime_spend or Decimal(0)) + receipt.total
-        _count_visit(session, caller, customer, "checkout", receipt.id, receipt_data.scanned_at)
-        session.flush()
+        link_receipt(session, caller, receipt, customer)
         card = build_card(
             session,
             customer,
             store_id=caller.store_id,
             status=status,
-            distance=distance,
+            distance=verdict.distance() if status == "returning" else None,
             demographics=demographics,
         )
+    elif status == "possible_member":
+        assert verdict.candidate is not None
+        card = possible_member_card(demographics, decision.id, verdict.candidate)
     else:
         card = unidentified_card(demographics)
+    card = card.model_copy(update={"decision_id": decision.id})
 
     companions = [
         _companion(session, services, caller, c, receipt.id, receipt_data.scanned_at, now)
@@ -129,27 +154,46 @@ def _record(
     return answer
 
 
-def _resolve(
+def _who(
     session: Session,
     services: Services,
     caller: Caller,
-    embeddings: list[Embedding],
+    verdict: FaceVerdict,
+    truth: Customer | None,
     demographics: Demographics | None,
-    now: Any,
-) -> tuple[Customer | None, Literal["new", "returning"], float | None]:
-    """Who is this: a returning customer, a new one (enrolled now), or nobody we can tell."""
-    usable = [e for e in embeddings if e.quality >= services.settings.min_embedding_quality]
-    if not usable:
-        return None, "new", None
-    gender = demographics.gender if demographics else None
-    age = demographics.age_years if demographics else None
-    context = context_for(caller.region_id, caller.store_id, gender, age)
-    found = services.recognizer.identify(usable, context)
-    customer = session.get(Customer, found.customer_id) if found is not None else None
-    if customer is not None and found is not None:
+    now: datetime,
+) -> tuple[Customer | None, Literal["new", "returning", "possible_member", "unidentified"]]:
+    """The customer this visit belongs to, and the card's status.
+
+    Ground truth wins and makes the visit's face samples verified. Without it the face
+    decides: a member or an anonymous profile it is sure enough of; a possible member is
+    held (no customer) until the cashier answers; otherwise a new anonymous customer, unless
+    no face was usable or it was a child's."""
+    if truth is not None:
+        if verdict.enrollable:
+            _update_demographics(truth, demographics)
+            enrol(session, services, truth, verdict.usable, _here(caller, truth), verified=True)
+        return truth, "returning"
+    if verdict.outcome in ("member", "returning") and verdict.candidate is not None:
+        customer = verdict.candidate
         _update_demographics(customer, demographics)
-        _enrol(session, services, customer, usable, _customer_context(customer, caller))
-        return customer, "returning", found.distance
+        enrol(session, services, customer, verdict.usable, _here(caller, customer))
+        return customer, "returning"
+    if verdict.outcome == "possible_member":
+        return None, "possible_member"
+    if verdict.outcome == "new" and verdict.context is not None:
+        return _new_customer(session, services, caller, verdict, demographics, now), "new"
+    return None, "unidentified"
+
+
+def _new_customer(
+    session: Session,
+    services: Services,
+    caller: Caller,
+    verdict: FaceVerdict,
+    demographics: Demographics | None,
+    now: datetime,
+) -> Customer:
     customer = Customer(
         region_id=caller.region_id,
         first_store_id=caller.store_id,
@@ -161,20 +205,64 @@ def _resolve(
     _update_demographics(customer, demographics)
     session.add(customer)
     session.flush()
-    _enrol(session, services, customer, usable, context)
-    return customer, "new", None
+    assert verdict.context is not None
+    enrol(session, services, customer, verdict.usable, verdict.context)
+    return customer
 
 
-def _customer_context(customer: Customer, caller: Caller) -> QueryContext:
+def _decision_row(
+    caller: Caller,
+    receipt: Receipt,
+    verdict: FaceVerdict,
+    customer: Customer | None,
+    truth: Customer | None,
+    source: str | None,
+    had_face: bool,
+) -> RecognitionDecision:
+    pending = verdict.outcome == "possible_member" and truth is None
+    descriptors, qualities = pack_visit(verdict.usable) if pending else (None, None)
+    return RecognitionDecision(
+        store_id=caller.store_id,
+        device_id=caller.device_id,
+        receipt_id=receipt.id,
+        at=receipt.scanned_at,
+        outcome=verdict.outcome,
+        candidate_id=verdict.candidate.id if verdict.candidate is not None else None,
+        customer_id=customer.id if customer is not None else None,
+        distance=verdict.distance(),
+        level=verdict.level(),
+        searched=verdict.searched(),
+        truth_customer_id=truth.id if truth is not None else None,
+        truth_source=source,
+        truth_had_face=had_face if truth is not None else None,
+        visit_descriptors=descriptors,
+        visit_qualities=qualities,
+    )
+
+
+def link_receipt(session: Session, caller: Caller, receipt: Receipt, customer: Customer) -> None:
+    """Bind a receipt to its customer: history, spend and a counted visit."""
+    receipt.customer_id = customer.id
+    for line in receipt.items:
+        line.customer_id = customer.id
+    customer.lifetime_spend = (customer.lifetime_spend or Decimal(0)) + receipt.total
+    count_visit(session, caller, customer, "checkout", receipt.id, receipt.scanned_at)
+    session.flush()
+
+
+def _here(caller: Caller, customer: Customer) -> QueryContext:
+    """Where a known customer's new samples are filed: this store, their own estimates."""
     return context_for(caller.region_id, caller.store_id, customer.gender, customer.age_years)
 
 
-def _enrol(
+def enrol(
     session: Session,
     services: Services,
     customer: Customer,
     embeddings: list[Embedding],
     context: QueryContext,
+    *,
+    verified: bool = False,
 ) -> None:
     """Keep up to max_samples_per_customer descriptors, the best-quality ones of this visit."""
     have = (
@@ -189,7 +277,7 @@ def _enrol(
     if room <= 0:
         return
     best = sorted(embeddings, key=lambda e: e.quality, reverse=True)[:room]
-    session.add_all(sample_rows(customer.id, best, context))
+    session.add_all(sample_rows(customer.id, best, context, verified=verified))
 
 
 def _update_demographics(customer: Customer, demographics: Demographics | None) -> None:
@@ -212,17 +300,20 @@ def _companion(
     at: datetime,
     now: datetime,
 ) -> CompanionResult:
+    """Someone with the customer: linked only when the face is sure enough on its own (a
+    possible member is not asked about, so stays unidentified)."""
     demographics = services.estimate(companion.face_crop)
-    customer, status, _ = _resolve(
-        session, services, caller, companion.embeddings, demographics, now
-    )
-    if customer is None:
+    verdict = judge_face(session, services, caller, companion.embeddings, demographics)
+    customer, status = _who(session, services, caller, verdict, None, demographics, now)
+    if customer is None or status not in ("new", "returning"):
         return CompanionResult(customer_id=None, status="unidentified")
-    _count_visit(session, caller, customer, "companion", receipt_id, at)
-    return CompanionResult(customer_id=customer.id, status=status)
+    count_visit(session, caller, customer, "companion", receipt_id, at)
+    return CompanionResult(
+        customer_id=customer.id, status="new" if status == "new" else "returning"
+    )
 
 
-def _count_visit(
+def count_visit(
     session: Session, caller: Caller, customer: Customer, kind: str, receipt_id: int, at: datetime
 ) -> None:
     customer.visit_count += 1

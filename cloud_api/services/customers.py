@@ -13,7 +13,9 @@ from cloud_api.db.models import (
     Customer,
     CustomerDeletion,
     FaceSample,
+    PaymentToken,
     Receipt,
+    RecognitionDecision,
     Sighting,
     Visit,
     utcnow,
@@ -156,8 +158,23 @@ def purge(session: Session, customer_ids: list[int]) -> None:
     session.execute(
         update(Sighting).where(Sighting.customer_id.in_(customer_ids)).values(customer_id=None)
     )
+    _unlink_decisions(session, customer_ids)
+    session.execute(delete(PaymentToken).where(PaymentToken.customer_id.in_(customer_ids)))
     session.execute(delete(Visit).where(Visit.customer_id.in_(customer_ids)))
     session.execute(delete(AlertEvent).where(AlertEvent.customer_id.in_(customer_ids)))
     session.execute(delete(FaceSample).where(FaceSample.customer_id.in_(customer_ids)))
     session.execute(delete(Customer).where(Customer.id.in_(customer_ids)))
     session.add_all(CustomerDeletion(customer_id=i) for i in customer_ids)
+
+
+def _unlink_decisions(session: Session, customer_ids: list[int]) -> None:
+    """Recognition decisions keep their outcome (the quality report's counts) but no longer
+    name the deleted customers, nor hold a visit's shots that pointed at them."""
+    decisions = RecognitionDecision
+    session.execute(
+        update(decisions)
+        .where(decisions.candidate_id.in_(customer_ids))
+        .values(candidate_id=None, visit_descriptors=None, visit_qualities=None)
+    )
+    for column in (decisions.customer_id, decisions.truth_customer_id):
+        session.execute(update(decisions).where(column.in_(customer_ids)).values({column: None}))

@@ -13,9 +13,9 @@ from contract import DeviceInfo
 def describe(svc: Services, who: Caller) -> DeviceInfo:
     with svc.sessions() as session:
         row = session.execute(
-            select(Device, Store).join(Store, Store.id == Device.store_id).where(
-                Device.id == who.device_id
-            )
+            select(Device, Store)
+            .join(Store, Store.id == Device.store_id)
+            .where(Device.id == who.device_id)
         ).first()
     if row is None:  # revoked and deleted between authentication and now
         raise NotFound("device not found")

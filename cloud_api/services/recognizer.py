@@ -1,4 +1,4 @@
-"""The database-backed recogniser: the engine's in-memory indexes kept in step with the DB.
+"""The database-backed recogniser: the gallery's indexes and templates kept in step with the DB.
 
 The database is the source of truth. At start the engine is loaded from `face_samples`; after
 that every process polls for samples and deletions it has not seen (its own included, so there
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.db.models import CustomerDeletion, FaceSample
-from cloud_api.recognition import EngineSettings, Match, RecognitionEngine, SampleMeta, age_band
+from cloud_api.recognition import EngineSettings, Gender, RecognitionEngine, SampleMeta, age_band
+from cloud_api.recognition.gallery import Decision, Gallery, Shot, Visit
+from cloud_api.recognition.policy import DecisionPolicy
 from contract import Embedding
 
 log = structlog.get_logger(__name__)
@@ -43,38 +44,39 @@ def from_bytes(raw: bytes) -> NDArray[np.float32]:
 
 
 @dataclass(frozen=True)
-class Identification:
-    customer_id: int
-    distance: float
-    votes: int
-    level: str
-
-
-@dataclass(frozen=True)
 class QueryContext:
+    """Where a face was seen and what the cloud estimated about it."""
+
     region_id: int
     store_id: int
-    gender: str  # "female" | "male" | "unknown"
+    gender: Gender
     age_band: int
+    age_years: float | None = None
 
 
 class Recognizer:
+    """The gallery (engine, templates, decision policy) fed from the database."""
+
     def __init__(
         self,
         factory: sessionmaker[Session],
         *,
-        threshold: float,
+        policy: DecisionPolicy,
         index_dir: Path | None,
         settings: EngineSettings | None = None,
     ) -> None:
         self._factory = factory
-        self.threshold = threshold
         self.engine = RecognitionEngine(settings or EngineSettings(), index_dir)
+        self.gallery = Gallery(self.engine, policy)
         self._sync_lock = threading.Lock()
         self._high_sample_id = 0
         self._recent_ids: set[int] = set()
         self._high_deletion_id = 0
         self._last_rebuild = time.monotonic()
+
+    @property
+    def policy(self) -> DecisionPolicy:
+        return self.gallery.policy
 
     # ---- keeping in step with the database ----------------------------------------------
 
@@ -129,7 +131,7 @@ class Recognizer:
                 .order_by(CustomerDeletion.id)
             ).all()
             for deletion in deletions:
-                self.engine.remove_customer(deletion.customer_id)
+                self.gallery.remove(deletion.customer_id)
                 self._high_deletion_id = deletion.id
         return len(fresh), len(deletions)
 
@@ -146,14 +148,22 @@ class Recognizer:
             for r in rows
         ]
         vectors = np.stack([from_bytes(r.descriptor) for r in rows])
+        qualities = [r.quality for r in rows]
+        verified = [bool(r.verified) for r in rows]
         try:
-            self.engine.add_many([r.id for r in rows], vectors, metas)
+            self.gallery.add_samples([r.id for r in rows], vectors, metas, qualities, verified)
         except ValueError:
             # One bad row (e.g. a sample committed just before its customer was deleted) must
             # not stop the rest: add one by one and log what was refused.
-            for row, vector, meta in zip(rows, vectors, metas, strict=True):
+            for i, row in enumerate(rows):
                 try:
-                    self.engine.add(row.id, vector, meta)
+                    self.gallery.add_samples(
+                        [row.id],
+                        vectors[i : i + 1],
+                        metas[i : i + 1],
+                        qualities[i : i + 1],
+                        verified[i : i + 1],
+                    )
                 except ValueError as error:
                     log.warning("sample_not_indexed", sample=row.id, reason=str(error))
         self._recent_ids.update(r.id for r in rows)
@@ -172,36 +182,28 @@ class Recognizer:
             log.info("index_rebuilt", report=str(report))
 
     def forget(self, customer_id: int) -> None:
-        """Drop a customer from this process's indexes at once (deletion)."""
-        self.engine.remove_customer(customer_id)
+        """Drop a customer from this process's gallery at once (deletion)."""
+        self.gallery.remove(customer_id)
+
+    def knows(self, customer_id: int) -> bool:
+        """Whether the customer has face samples this process has read."""
+        return self.gallery.knows(customer_id)
 
     # ---- deciding ----------------------------------------------------------------------
 
-    def identify(
-        self, embeddings: Sequence[Embedding], context: QueryContext
-    ) -> Identification | None:
-        """Open-set decision over every embedding of one face track.
-
-        Each embedding votes for the customer it matches below the threshold; the customer
-        with most votes wins (ties: the smaller distance). None means "not seen before".
-        """
-        matches: list[Match] = []
-        for embedding in embeddings:
-            match = self.engine.identify(
-                np.asarray(embedding.values(), dtype=np.float32),
-                region_id=context.region_id,
-                store_id=context.store_id,
-                gender=context.gender,
-                age_band=context.age_band,
-                threshold=self.threshold,
-            )
-            if match is not None:
-                matches.append(match)
-        if not matches:
-            return None
-        votes = Counter(m.customer_id for m in matches)
-        best = min(matches, key=lambda m: (-votes[m.customer_id], m.distance))
-        return Identification(best.customer_id, best.distance, votes[best.customer_id], best.level)
+    def decide(
+        self,
+        embeddings: Sequence[Embedding],
+        context: QueryContext,
+        *,
+        exclude: Iterable[int] = (),
+    ) -> Decision:
+        """The open-set decision about one face's shots (see Gallery.decide)."""
+        shots = [
+            Shot(np.asarray(e.values(), dtype=np.float32), float(e.quality)) for e in embeddings
+        ]
+        visit = Visit(shots, context.region_id, context.store_id, age_years=context.age_years)
+        return self.gallery.decide(visit, exclude=exclude)
 
     def close(self) -> None:
         self.engine.close()
@@ -211,6 +213,8 @@ def sample_rows(
     customer_id: int,
     embeddings: Sequence[Embedding],
     context: QueryContext,
+    *,
+    verified: bool = False,
 ) -> list[FaceSample]:
     return [
         FaceSample(
@@ -221,6 +225,7 @@ def sample_rows(
             age_band=context.age_band,
             descriptor=to_bytes(e.values()),
             quality=e.quality,
+            verified=verified,
         )
         for e in embeddings
     ]
@@ -232,6 +237,7 @@ def context_for(
     return QueryContext(
         region_id=region_id,
         store_id=store_id,
-        gender=gender or "unknown",
+        gender="female" if gender == "female" else "male" if gender == "male" else "unknown",
         age_band=age_band(age_years) if age_years is not None else -1,
+        age_years=age_years,
     )

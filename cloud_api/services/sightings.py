@@ -1,8 +1,10 @@
 """POST /v1/sightings: the entrance camera counts visitors and raises VIP arrivals.
 
 Entrance faces are identified but never enrolled: a customer is created only at a checkout,
-where a receipt gives the visit a purpose. A member's arrival becomes an alert event for the
-store's staff, at most once per `ALERT_COOLDOWN` per customer and store.
+where a receipt gives the visit a purpose. A member is named to staff only when the face is
+sure enough for the member card (the policy's member target); children are not matched. A
+member's arrival becomes an alert event for the store's staff, at most once per
+`ALERT_COOLDOWN` per customer and store.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 from cloud_api.db.models import AlertEvent, Customer, Sighting, Visit, utcnow
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Forbidden
-from cloud_api.services.recognizer import context_for
+from cloud_api.services.identity import judge_face
 from contract import SightingRequest, SightingResponse
 
 log = structlog.get_logger(__name__)
@@ -27,19 +29,14 @@ ALERT_COOLDOWN = timedelta(minutes=30)
 def sighting(services: Services, caller: Caller, request: SightingRequest) -> SightingResponse:
     if caller.device_kind != "entrance":
         raise Forbidden("only entrance devices report sightings")
-    usable = [e for e in request.embeddings if e.quality >= services.settings.min_embedding_quality]
     demographics = services.estimate(request.face_crop)
-    context = context_for(
-        caller.region_id,
-        caller.store_id,
-        demographics.gender if demographics else None,
-        demographics.age_years if demographics else None,
-    )
     services.recognizer.sync()
-    found = services.recognizer.identify(usable, context) if usable else None
     now = utcnow()
     with services.sessions() as session, session.begin():
-        customer = session.get(Customer, found.customer_id) if found is not None else None
+        verdict = judge_face(session, services, caller, request.embeddings, demographics)
+        # a possible member is counted but not named: staff are only told when it is sure
+        sure = verdict.outcome in ("member", "returning")
+        customer = verdict.candidate if sure else None
         is_vip = customer is not None and customer.is_member
         session.add(
             Sighting(

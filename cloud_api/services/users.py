@@ -92,7 +92,6 @@ def scope(svc: Services, user: User) -> Scope:
             user=user_out(user),
             regions=[RegionOut(id=r.id, name=r.name) for r in regions],
             stores=[
-                StoreOut(id=s.id, code=s.code, name=s.name, region_id=s.region_id)
-                for s in stores
+                StoreOut(id=s.id, code=s.code, name=s.name, region_id=s.region_id) for s in stores
             ],
         )

@@ -12,6 +12,7 @@ from cloud_api.db.models import Customer, LineItem, Receipt, Store, Visit
 from contract import (
     Demographics,
     MemberInfo,
+    PossibleMember,
     Preferences,
     ProductSuggestion,
     VipCard,
@@ -54,7 +55,7 @@ def build_card(
     customer: Customer,
     *,
     store_id: int,
-    status: Literal["new", "returning"],
+    status: Literal["new", "returning", "possible_member", "unidentified"],
     distance: float | None,
     demographics: Demographics | None,
 ) -> VipCard:
@@ -70,6 +71,22 @@ def build_card(
         recommendations=recommendations(session, customer.id),
         demographics=demographics,
         match_distance=round(distance, 4) if distance is not None else None,
+    )
+
+
+def possible_member_card(
+    demographics: Demographics | None, decision_id: int, member: Customer
+) -> VipCard:
+    """A member's face, but not sure enough to say who: no name, no history, one question."""
+    first = (member.name or "").split()
+    return unidentified_card(demographics).model_copy(
+        update={
+            "status": "possible_member",
+            "decision_id": decision_id,
+            "possible_member": PossibleMember(
+                decision_id=decision_id, first_name=first[0] if first else ""
+            ),
+        }
     )
 
 
