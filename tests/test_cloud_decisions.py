@@ -274,7 +274,7 @@ def test_a_loyalty_scan_links_the_visit_without_a_face_and_teaches_the_payment_t
 
     # an unknown loyalty id is no ground truth: the face decides alone
     with _db(shop) as session:
-        customers_before = session.scalar(select(func.count()).select_from(Customer))
+        customers_before = session.scalar(select(func.count()).select_from(Customer)) or 0
     unknown = shop.checkout([shop.unit()] * 2, loyalty_id="VIP-NOPE").card
     assert unknown.status == "new" and unknown.customer_id != alex_id
     with _db(shop) as session:
