@@ -41,6 +41,7 @@ eval: models
 	$(BIN)/storesight-eval agegender --json agegender.json
 	$(BIN)/storesight-eval verify --json verify.json
 	$(BIN)/storesight-eval identify --json identify.json
+	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/storesight-eval openset --json openset.json
 
 bench: models
 	$(BIN)/python bench/embedder.py --json bench-embedder.json

@@ -235,6 +235,8 @@ def summary(events: EventCollector, cloud_url: str, keys: dict[str, str]) -> dic
         "returning_second_pass": sum(c["status"] == "returning" for c in second),
         "checkouts_second_pass": len(second),
         "vips_recognised": sum(c["member"] for c in second),
+        "possible_members": sum(c["status"] == "possible_member" for c in cards),
+        "confirmed_by_cashier": len(events.of("cashier_confirmed")),
         "latency_p50_ms": pct(latencies, 50),
         "latency_p95_ms": pct(latencies, 95),
         "bytes_per_checkout": round(statistics.mean(q["bytes"] for q in queued)) if queued else 0,
@@ -255,6 +257,29 @@ def enrol_first_member(cloud: str, key: str, events: EventCollector) -> int | No
     )
     response.raise_for_status()
     return int(customer)
+
+
+def confirm_possible_members(
+    cloud: str, key: str, member: int | None, events: EventCollector
+) -> None:
+    """The cashier's part: a "possible member" card asks "Are you ...?"; on this clip the
+    person at the counter is the member enrolled after pass one, so the cashier confirms."""
+    if member is None:
+        return
+    for card in events.of("vip_card"):
+        if card["status"] != "possible_member" or card.get("decision_id") is None:
+            continue
+        answer = httpx.post(
+            f"{cloud}/v1/decisions/{card['decision_id']}/confirm",
+            headers={"X-API-Key": key},
+            timeout=10,
+        )
+        if answer.status_code == 200:
+            confirmed = answer.json()["card"]
+            events({"event": "cashier_confirmed", "customer_id": confirmed["customer_id"]})
+            print(f"cashier confirmed a possible member: customer {confirmed['customer_id']}")
+        else:
+            print(f"cashier's confirmation refused ({answer.status_code}): {answer.text}")
 
 
 def head_office_view(cloud: str) -> dict[str, Any]:
@@ -303,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if member is not None:
             print(f"customer {member} joined the VIP programme (consent given)")
         run_pass(2, source, cloud, keys, events)
+        confirm_possible_members(cloud, keys["till"], member, events)
         reports = head_office_view(cloud)
         if args.serve:
             print(

@@ -393,6 +393,7 @@ class KioskService:
                 "visit_count": card.visit_count,
                 "member": card.member is not None,
                 "purchase_level": card.purchase_level,
+                "decision_id": card.decision_id,
                 "track_id": track_id,
                 "latency_ms": round(latency_ms, 1) if latency_ms is not None else None,
             }
