@@ -332,17 +332,7 @@ class RecognitionEngine:
             raise ValueError(f"threshold must be a finite distance > 0, got {threshold}")
         threshold = float(threshold)
 
-        plan: list[tuple[Level, _Partition, Rows]] = []
-        with self._lock:
-            self._check_open()
-            store = self._stores.get(store_id)
-            region = self._regions.get(region_id)
-            if store is not None:
-                plan.append(("store", store, store.rows.rows))
-            if region is not None:
-                plan.append(("region", region, region.rows.rows))
-            if self._global is not None:
-                plan.append(("global", self._global, self._global.rows.rows))
+        plan = self._levels(region_id, store_id)
 
         query_sq = float(query @ query)
         query_list: list[float] = []
@@ -392,17 +382,7 @@ class RecognitionEngine:
         check_id("store_id", store_id)
         if not math.isfinite(radius) or radius <= 0:
             raise ValueError(f"radius must be a finite distance > 0, got {radius}")
-        plan: list[tuple[Level, _Partition, Rows]] = []
-        with self._lock:
-            self._check_open()
-            store = self._stores.get(store_id)
-            region = self._regions.get(region_id)
-            if store is not None:
-                plan.append(("store", store, store.rows.rows))
-            if region is not None:
-                plan.append(("region", region, region.rows.rows))
-            if self._global is not None:
-                plan.append(("global", self._global, self._global.rows.rows))
+        plan = self._levels(region_id, store_id)
         query_sq = float(query @ query)
         query_list = query.tolist()
         out: list[LevelHits] = []
@@ -422,6 +402,21 @@ class RecognitionEngine:
                 out.append(_level_hits("region", hits, in_region, size))
             out.append(_level_hits(level, hits, alive, size))
         return out
+
+    def _levels(self, region_id: int, store_id: int) -> list[tuple[Level, _Partition, Rows]]:
+        """The partitions a query searches, narrowest first, each with its rows right now."""
+        plan: list[tuple[Level, _Partition, Rows]] = []
+        with self._lock:
+            self._check_open()
+            store = self._stores.get(store_id)
+            region = self._regions.get(region_id)
+            if store is not None:
+                plan.append(("store", store, store.rows.rows))
+            if region is not None:
+                plan.append(("region", region, region.rows.rows))
+            if self._global is not None:
+                plan.append(("global", self._global, self._global.rows.rows))
+        return plan
 
     def _alive(self, hits: Hits) -> NDArray[np.bool_]:
         usable = np.ones(len(hits), dtype=bool)

@@ -121,7 +121,7 @@ def _record(
     verdict = judge_face(
         session, services, caller, request.embeddings, demographics, exclude=rejected
     )
-    customer, status = _who(session, services, caller, verdict, truth, demographics, now)
+    customer, status = _who(session, services, caller, verdict, truth, demographics)
     if truth is not None and source == "loyalty":
         learn_payment_token(session, receipt_data.payment_token, truth)
     session.flush()  # ids for the receipt and the customer
@@ -146,7 +146,7 @@ def _record(
     card = card.model_copy(update={"decision_id": decision.id})
 
     companions = [
-        _companion(session, services, caller, c, receipt.id, receipt_data.scanned_at, now)
+        _companion(session, services, caller, c, receipt.id, receipt_data.scanned_at)
         for c in request.companions
     ]
     answer = CheckoutResponse(receipt_id=receipt.id, card=card, companions=companions)
@@ -161,7 +161,6 @@ def _who(
     verdict: FaceVerdict,
     truth: Customer | None,
     demographics: Demographics | None,
-    now: datetime,
 ) -> tuple[Customer | None, Literal["new", "returning", "possible_member", "unidentified"]]:
     """The customer this visit belongs to, and the card's status.
 
@@ -182,18 +181,23 @@ def _who(
     if verdict.outcome == "possible_member":
         return None, "possible_member"
     if verdict.outcome == "new" and verdict.context is not None:
-        return _new_customer(session, services, caller, verdict, demographics, now), "new"
+        customer = new_customer(
+            session, services, caller, verdict.usable, verdict.context, demographics
+        )
+        return customer, "new"
     return None, "unidentified"
 
 
-def _new_customer(
+def new_customer(
     session: Session,
     services: Services,
     caller: Caller,
-    verdict: FaceVerdict,
+    shots: list[Embedding],
+    context: QueryContext,
     demographics: Demographics | None,
-    now: datetime,
 ) -> Customer:
+    """A new anonymous customer of the caller's store, enrolled with `shots`."""
+    now = utcnow()
     customer = Customer(
         region_id=caller.region_id,
         first_store_id=caller.store_id,
@@ -205,8 +209,8 @@ def _new_customer(
     _update_demographics(customer, demographics)
     session.add(customer)
     session.flush()
-    assert verdict.context is not None
-    enrol(session, services, customer, verdict.usable, verdict.context)
+    if shots:
+        enrol(session, services, customer, shots, context)
     return customer
 
 
@@ -298,13 +302,12 @@ def _companion(
     companion: Companion,
     receipt_id: int,
     at: datetime,
-    now: datetime,
 ) -> CompanionResult:
     """Someone with the customer: linked only when the face is sure enough on its own (a
     possible member is not asked about, so stays unidentified)."""
     demographics = services.estimate(companion.face_crop)
     verdict = judge_face(session, services, caller, companion.embeddings, demographics)
-    customer, status = _who(session, services, caller, verdict, None, demographics, now)
+    customer, status = _who(session, services, caller, verdict, None, demographics)
     if customer is None or status not in ("new", "returning"):
         return CompanionResult(customer_id=None, status="unidentified")
     count_visit(session, caller, customer, "companion", receipt_id, at)

@@ -11,15 +11,14 @@ retried checkout returns what the cashier now sees. A decision is answered once.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Literal
 
 import structlog
 from sqlalchemy.orm import Session
 
-from cloud_api.db.models import Customer, Receipt, RecognitionDecision, utcnow
+from cloud_api.db.models import Customer, Receipt, RecognitionDecision
 from cloud_api.reports import rollups
-from cloud_api.services.checkout import enrol, link_receipt
+from cloud_api.services.checkout import enrol, link_receipt, new_customer
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Conflict, Forbidden, NotFound
 from cloud_api.services.identity import learn_payment_token, unpack_visit
@@ -68,26 +67,11 @@ def reject(services: Services, caller: Caller, decision_id: int) -> DecisionAnsw
         decision, receipt = _pending(session, caller, decision_id)
         shots = _shots(decision)
         decision.cashier = "rejected"
-        now = utcnow()
-        customer = Customer(
-            region_id=caller.region_id,
-            first_store_id=caller.store_id,
-            visit_count=0,
-            lifetime_spend=Decimal(0),
-            created_at=now,
-            last_seen_at=now,
-        )
         demographics = _demographics(receipt)
-        if demographics is not None:
-            customer.gender = demographics.gender
-            customer.age_years = demographics.age_years
-        session.add(customer)
-        session.flush()
-        if shots:
-            here = context_for(
-                caller.region_id, caller.store_id, customer.gender, customer.age_years
-            )
-            enrol(session, services, customer, shots, here)
+        gender = demographics.gender if demographics else None
+        age = demographics.age_years if demographics else None
+        here = context_for(caller.region_id, caller.store_id, gender, age)
+        customer = new_customer(session, services, caller, shots, here, demographics)
         link_receipt(session, caller, receipt, customer)
         decision.customer_id = customer.id
         _forget_shots(decision)
