@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import String, select
+from sqlalchemy import String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from cloud_api.db.models import Base, Device, Region, Store, User, utcnow
+from cloud_api.db.models import Base, Device, Region, Store, User, UserSession, utcnow
 from cloud_api.security import (
     MIN_PASSWORD_LENGTH,
     hash_password,
@@ -28,7 +28,7 @@ USER_ROLES = ("admin", "head_office", "store_manager")
 STORE_ROLES = ("store_manager",)  # roles that belong to one store
 
 _STORE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
 _KEY_ATTEMPTS = 5
 
 
@@ -260,6 +260,62 @@ def list_users(session: Session) -> Sequence[tuple[User, str | None]]:
         select(User, Store.code).outerjoin(Store, User.store_id == Store.id).order_by(User.email)
     ).all()
     return [(user, code) for user, code in rows]
+
+
+def get_user(session: Session, email: str) -> User:
+    """A user by email (any case)."""
+    normalised = email.strip().lower()
+    user = None
+    if _EMAIL.fullmatch(normalised):  # nothing else was ever stored (nor reaches PostgreSQL)
+        user = session.scalar(select(User).where(User.email == normalised))
+    if user is None:
+        raise AdminError(f"unknown user {email.strip()!r}")
+    return user
+
+
+def revoke_sessions(session: Session, email: str) -> int:
+    """End every session of a user at once; how many there were."""
+    user = get_user(session, email)
+    return _end_sessions(session, user)
+
+
+def disable_user(session: Session, email: str) -> int:
+    """A user may no longer sign in, and their sessions end at once; how many ended."""
+    user = get_user(session, email)
+    if user.disabled_at is not None:
+        raise AdminError(
+            f"user {user.email!r} was already disabled at "
+            f"{user.disabled_at.isoformat(timespec='seconds')}"
+        )
+    user.disabled_at = utcnow()
+    ended = _end_sessions(session, user)
+    _flush(session, f"user {user.email!r}")
+    return ended
+
+
+def enable_user(session: Session, email: str) -> User:
+    """A disabled user may sign in again (their old sessions stay ended)."""
+    user = get_user(session, email)
+    if user.disabled_at is None:
+        raise AdminError(f"user {user.email!r} is not disabled")
+    user.disabled_at = None
+    _flush(session, f"user {user.email!r}")
+    return user
+
+
+def delete_user(session: Session, email: str) -> int:
+    """Delete a user and their sessions; returns the deleted user's id."""
+    user = get_user(session, email)
+    user_id = user.id
+    _end_sessions(session, user)
+    session.delete(user)
+    _flush(session, f"user {user.email!r}")
+    return user_id
+
+
+def _end_sessions(session: Session, user: User) -> int:
+    result = session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def set_staff(session: Session, customer_id: int, staff: bool) -> bool:

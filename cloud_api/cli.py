@@ -148,6 +148,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     user.set_defaults(handler=_create_user)
 
+    for action, handler, what in (
+        ("disable-user", _disable_user, "stop a user signing in and end their sessions at once"),
+        ("enable-user", _enable_user, "let a disabled user sign in again"),
+        ("delete-user", _delete_user, "delete a user and their sessions"),
+        ("revoke-sessions", _revoke_sessions, "sign a user out everywhere"),
+    ):
+        account = actions.add_parser(action, parents=[database], help=what)
+        account.add_argument("--email", required=True, help="the user's email")
+        account.set_defaults(handler=handler)
+
     staff = actions.add_parser(
         "set-staff",
         parents=[database],
@@ -329,8 +339,50 @@ def _create_user(args: argparse.Namespace) -> int:
     password = _read_password(args.password_stdin)
     with _admin_session(args) as session:
         user = create_user(session, args.email, args.name, args.role, password, args.store)
-    log.info("user created", user_id=user.id, email=user.email, role=user.role)
+    log.info("user created", user_id=user.id, role=user.role)
     print(f"created user {user.id}: {user.email} ({user.role})")
+    return 0
+
+
+def _disable_user(args: argparse.Namespace) -> int:
+    from cloud_api import admin
+
+    with _admin_session(args) as session:
+        ended = admin.disable_user(session, args.email)
+        user_id = admin.get_user(session, args.email).id
+    log.info("user_disabled", user_id=user_id, sessions_ended=ended)
+    print(f"disabled user {user_id}: no sign-in from now on; {ended} session(s) ended")
+    return 0
+
+
+def _enable_user(args: argparse.Namespace) -> int:
+    from cloud_api import admin
+
+    with _admin_session(args) as session:
+        user = admin.enable_user(session, args.email)
+    log.info("user_enabled", user_id=user.id)
+    print(f"enabled user {user.id}: they may sign in again")
+    return 0
+
+
+def _delete_user(args: argparse.Namespace) -> int:
+    from cloud_api import admin
+
+    with _admin_session(args) as session:
+        user_id = admin.delete_user(session, args.email)
+    log.info("user_deleted", user_id=user_id)
+    print(f"deleted user {user_id} and their sessions")
+    return 0
+
+
+def _revoke_sessions(args: argparse.Namespace) -> int:
+    from cloud_api import admin
+
+    with _admin_session(args) as session:
+        ended = admin.revoke_sessions(session, args.email)
+        user_id = admin.get_user(session, args.email).id
+    log.info("user_sessions_revoked", user_id=user_id, sessions_ended=ended)
+    print(f"ended {ended} session(s) of user {user_id}")
     return 0
 
 
@@ -427,9 +479,17 @@ def _list(args: argparse.Namespace) -> int:
             )
         else:
             _print_table(
-                ("id", "email", "name", "role", "store", "created"),
+                ("id", "email", "name", "role", "store", "created", "disabled"),
                 [
-                    (u.id, u.email, u.name, u.role, code or "-", _when(u.created_at))
+                    (
+                        u.id,
+                        u.email,
+                        u.name,
+                        u.role,
+                        code or "-",
+                        _when(u.created_at),
+                        _when(u.disabled_at) or "-",
+                    )
                     for u, code in admin.list_users(session)
                 ],
             )

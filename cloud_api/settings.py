@@ -56,6 +56,27 @@ class CloudSettings(BaseSettings):
         12.0, gt=0.0, le=24.0 * 30, description="how long a dashboard sign-in lasts"
     )
     estimate_demographics: bool = Field(True, description="run age/gender on face crops")
+    # sign-in limits, kept in memory by each API process (see cloud_api/services/login_limits)
+    login_ip_burst: int = Field(
+        20, ge=1, le=10_000, description="sign-in attempts one client address may make at once"
+    )
+    login_ip_per_minute: float = Field(
+        10.0, gt=0.0, le=10_000.0, description="sign-in attempts a client address regains a minute"
+    )
+    login_free_failures: int = Field(
+        5, ge=1, le=100, description="wrong passwords for one account before it is delayed"
+    )
+    login_lockout_base_s: float = Field(
+        2.0, gt=0.0, le=3600.0, description="the first delay; it doubles with each failure after"
+    )
+    login_lockout_max_s: float = Field(
+        300.0, gt=0.0, le=3600.0, description="the longest an account is ever delayed"
+    )
+    https_only: bool = Field(
+        False,
+        description="served only over HTTPS (e.g. behind a TLS proxy): HSTS and Secure "
+        "cookies on every answer, whatever the request's scheme",
+    )
 
     def decision_policy(self) -> DecisionPolicy:
         """`recognition`, with `recognition_file`'s fields over it when one is set."""

@@ -15,12 +15,14 @@ import structlog
 from fastapi import FastAPI
 
 from cloud_api.api import errors
+from cloud_api.api.headers import SecurityHeaders
 from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.routes import health, router
 from cloud_api.dashboard import router as dashboard
 from cloud_api.db.session import make_engine, session_factory
 from cloud_api.reports import rollups
 from cloud_api.services.context import Services
+from cloud_api.services.login_limits import LoginLimits
 from cloud_api.services.recognizer import Recognizer
 from cloud_api.services.retention import purge_expired
 from cloud_api.settings import CloudSettings
@@ -93,7 +95,11 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
         version="1",
         description="Checkouts in; returning customers recognised; VIP cards and history out.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's docs pages load scripts from a CDN: off; /openapi.json stays
+        redoc_url=None,
     )
+    app.add_middleware(SecurityHeaders, settings=settings)
+    app.state.login_limits = LoginLimits(settings)  # per API process
     errors.install(app)
     app.include_router(router)
     app.include_router(reporting)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud_api.services.errors import ServiceError
+from cloud_api.services.errors import ServiceError, TooManyRequests
 from contract import ErrorBody, FieldError
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,10 @@ def install(app: FastAPI) -> None:
             if (error.status == 422 and ":" in error.detail)
             else []
         )
-        return _body(error.status, error.code, error.detail, fields)
+        response = _body(error.status, error.code, error.detail, fields)
+        if isinstance(error, TooManyRequests):
+            response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http(_: Request, error: StarletteHTTPException) -> JSONResponse:

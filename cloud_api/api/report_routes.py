@@ -7,18 +7,18 @@ Reports are JSON (`contract.Report`) or the same table as CSV (`format=csv`).
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from cloud_api.api.auth import ServicesDep
+from cloud_api.api.headers import request_is_https
 from cloud_api.db.models import User
 from cloud_api.reports import REPORTS, run_report
 from cloud_api.reports.access import authorise
+from cloud_api.reports.csv_export import to_csv
 from cloud_api.services import users
 from contract import LoginRequest, LoginResponse, Report, ReportFilters, ReportInfo, Scope, UserOut
 
@@ -48,9 +48,19 @@ UserDep = Annotated[User, Depends(signed_in_user)]
 
 
 @router.post("/auth/login", response_model=LoginResponse, tags=["reports"])
-def login(body: LoginRequest, response: Response, svc: ServicesDep) -> LoginResponse:
+def login(
+    body: LoginRequest, request: Request, response: Response, svc: ServicesDep
+) -> LoginResponse:
+    """Sign in; 429 with Retry-After when this address or account must wait (see
+    cloud_api.services.login_limits)."""
     try:
-        answer = users.login(svc, body.email, body.password)
+        answer = users.login(
+            svc,
+            body.email,
+            body.password,
+            limits=request.app.state.login_limits,
+            address=request.client.host if request.client else "unknown",
+        )
     except users.AuthError as error:
         raise HTTPException(401, str(error)) from None
     response.set_cookie(
@@ -58,6 +68,7 @@ def login(body: LoginRequest, response: Response, svc: ServicesDep) -> LoginResp
         answer.token,
         max_age=int(svc.settings.session_hours * 3600),
         httponly=True,
+        secure=request_is_https(request, svc.settings),
         samesite="strict",
         path="/",
     )
@@ -133,11 +144,3 @@ async def get_report(
             },
         )
     return report
-
-
-def to_csv(report: Report) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(report.columns)
-    writer.writerows(["" if cell is None else cell for cell in row] for row in report.rows)
-    return buffer.getvalue()

@@ -126,6 +126,8 @@ class User(Base):
     )
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # set by `admin disable-user`: no sign-in, no session works; NULL for an active user
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class UserSession(Base):

@@ -30,3 +30,14 @@ class Conflict(ServiceError):
 class Unprocessable(ServiceError):
     status = 422
     code = "invalid_request"
+
+
+class TooManyRequests(ServiceError):
+    """Too many attempts: answered 429 with `Retry-After: retry_after_s`."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
 import structlog
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from cloud_api.db.models import Region, Store, User, UserSession, utcnow
 from cloud_api.db.session import transaction
-from cloud_api.security import verify_password
+from cloud_api.security import hash_password, verify_password
 from cloud_api.services.context import Services
+from cloud_api.services.login_limits import LoginLimits
 from contract import LoginResponse, RegionOut, Scope, StoreOut, UserOut
 
 log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "sss_"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class AuthError(Exception):
@@ -38,19 +42,54 @@ def user_out(user: User) -> UserOut:
     )
 
 
-def login(svc: Services, email: str, password: str) -> LoginResponse:
-    """A new session for valid credentials; the same error whichever part was wrong."""
+# A hash of a random password, made once with the current scrypt parameters: checked for
+# unknown emails, so a refused sign-in takes the same work whether the email exists or not.
+DUMMY_PASSWORD_HASH = hash_password(secrets.token_urlsafe(32))
+
+
+def _user_by_email(session: Session, email: str) -> User | None:
+    """The user of a sign-in email; None without a query for one no user can have (control
+    characters, which PostgreSQL would refuse as NUL)."""
+    normalised = email.strip().lower()
+    if _CONTROL.search(normalised):
+        return None
+    return session.scalar(select(User).where(User.email == normalised))
+
+
+def login(
+    svc: Services,
+    email: str,
+    password: str,
+    *,
+    limits: LoginLimits | None = None,
+    address: str = "unknown",
+) -> LoginResponse:
+    """A new session for valid credentials; the same error whichever part was wrong.
+
+    With `limits`, the attempt is counted first (TooManyRequests when it must wait) and
+    the outcome recorded. The password is checked against a dummy hash when no such user
+    exists, and nothing of the email is logged.
+    """
+    if limits is not None:
+        limits.admit(address, email)
     now = utcnow()
     with transaction(svc.sessions) as session:
-        user = session.scalar(select(User).where(User.email == email.strip().lower()))
-        if user is None or not verify_password(password, user.password_hash):
-            log.info("login_refused", email_domain=email.rpartition("@")[2][:64])
+        user = _user_by_email(session, email)
+        stored = user.password_hash if user is not None else DUMMY_PASSWORD_HASH
+        password_ok = verify_password(password, stored)
+        if user is None or not password_ok or user.disabled_at is not None:
+            reason = "disabled" if password_ok and user is not None else "credentials"
+            log.info("login_refused", reason=reason)
+            if limits is not None:
+                limits.failed(email)
             raise AuthError("wrong email or password")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = now + timedelta(hours=svc.settings.session_hours)
         session.add(UserSession(user_id=user.id, token_hash=_hash(token), expires_at=expires))
         session.execute(delete(UserSession).where(UserSession.expires_at < now))
         out = user_out(user)
+    if limits is not None:
+        limits.succeeded(email)
     log.info("login", user=out.id, role=out.role)
     return LoginResponse(token=token, expires_at=expires, user=out)
 
@@ -61,13 +100,14 @@ def logout(svc: Services, token: str) -> None:
 
 
 def authenticate(svc: Services, token: str | None) -> User:
+    """The signed-in user of a session token; disabled users' sessions do not work."""
     if not token:
         raise AuthError("sign in first (POST /v1/auth/login)")
     with svc.sessions() as session:
         row = session.execute(
             select(User, UserSession.expires_at)
             .join(UserSession, UserSession.user_id == User.id)
-            .where(UserSession.token_hash == _hash(token))
+            .where(UserSession.token_hash == _hash(token), User.disabled_at.is_(None))
         ).first()
         if row is None or row[1] <= utcnow():
             raise AuthError("the session has expired or was signed out; sign in again")
