@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import admin
 from cloud_api.db.migrate import migration_engine, upgrade
@@ -126,13 +128,15 @@ def test_deleting_a_companion_scrubs_the_receipts_they_stood_by(
 # ---- rows 15-17: database files and index files after a delete ------------------------------
 
 
-def _descriptor(seed: int) -> np.ndarray:
+def _descriptor(seed: int) -> NDArray[np.float32]:
     vector = np.random.default_rng(seed).normal(size=128).astype(np.float32)
     return vector / np.linalg.norm(vector)
 
 
-def _add_samples(sessions: object, store: int, customer: int, vectors: list[np.ndarray]) -> None:
-    with transaction(sessions) as session:  # type: ignore[arg-type]
+def _add_samples(
+    sessions: sessionmaker[Session], store: int, customer: int, vectors: list[NDArray[np.float32]]
+) -> None:
+    with transaction(sessions) as session:
         for vector in vectors:
             session.add(
                 FaceSample(
@@ -211,16 +215,24 @@ def test_a_deleted_member_leaves_no_bytes_in_the_files(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
+from cloud_api import admin
 from cloud_api.cli import main
-url, name, start = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+from cloud_api.db.session import make_engine, session_factory, transaction
+url, name, start, count = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+sessions = session_factory(make_engine(url))
 while not start.exists():
     pass
-for i in range(int(sys.argv[4])):
+for i in range(count):
+    # what `admin create-device` does (read the store, then write), as fast as it goes
+    with transaction(sessions) as session:
+        admin.create_device(session, "N001", "till", f"{name}-{i}")
+for i in range(3):  # and the command itself
     code = main(["admin", "create-device", "--database-url", url, "--store", "N001",
-                 "--kind", "till", "--name", f"{name}-{i}"])
+                 "--kind", "till", "--name", f"{name}-cli-{i}"])
     if code != 0:
         sys.exit(code)
 """
+LOOPS = 200
 
 
 def test_two_processes_writing_one_sqlite_file_never_see_database_is_locked(
@@ -233,7 +245,7 @@ def test_two_processes_writing_one_sqlite_file_never_see_database_is_locked(
     env = {**os.environ, "STORESIGHT_LOG_LEVEL": "WARNING"}
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, url, name, str(start), "25"],
+            [sys.executable, "-c", _WRITER, url, name, str(start), str(LOOPS)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -247,7 +259,7 @@ def test_two_processes_writing_one_sqlite_file_never_see_database_is_locked(
         assert "database is locked" not in err
         assert code == 0, err
     with session_factory(make_engine(url))() as session:
-        assert session.scalar(text("SELECT count(*) FROM devices")) == 1 + 2 * 25
+        assert session.scalar(text("SELECT count(*) FROM devices")) == 1 + 2 * (LOOPS + 3)
 
 
 # ---- section 2: one bad stored row and the rollups -----------------------------------------
@@ -283,15 +295,13 @@ def test_a_receipt_at_the_end_of_time_is_quarantined_and_the_rest_refreshed(
     rollups.ensure_fresh(sessions)  # must not raise
     rollups.ensure_fresh(sessions)  # nor again
     with sessions() as session:
-        days = {
-            as_date(d) for d in session.scalars(select(RollupSales.day).distinct()).all()
-        }
+        days = {as_date(d) for d in session.scalars(select(RollupSales.day).distinct()).all()}
         assert date(2024, 5, 1) in days
     # a full rebuild survives it too
     with transaction(sessions) as session:
         rollups.rebuild(session)
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(RollupSales)) >= 1
+        assert (session.scalar(select(func.count()).select_from(RollupSales)) or 0) >= 1
 
 
 def test_postgres_engines_carry_a_statement_timeout(migrated_url: str) -> None:  # noqa: F811

@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 RETENTION_INTERVAL_S = 3600.0
 ROLLUP_INTERVAL_S = 30.0
 REBUILD_CHECK_S = 5.0
+MIN_BACKOFF_S = 0.5  # the first pause after a failure; doubled per failure after that
 MAX_BACKOFF_S = 30.0
 
 
@@ -71,7 +72,7 @@ class _Periodic:
                 elif not failing:
                     log.exception("background_task_failing", task=self._thread.name)
                 failing = True
-                wait = min(max(wait * 2, 1.0), MAX_BACKOFF_S)
+                wait = min(max(wait * 2, MIN_BACKOFF_S), MAX_BACKOFF_S)
                 continue
             if failing:
                 log.info("background_task_recovered", task=self._thread.name)
