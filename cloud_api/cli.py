@@ -267,6 +267,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = CloudSettings(**overrides)
+    _check_database_reachable(settings)
     try:
         # Imported here: the API pulls in the recognition stack, which no other command needs.
         from cloud_api.api.app import create_app
@@ -280,6 +281,32 @@ def _serve(args: argparse.Namespace) -> int:
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
     return 0
+
+
+def _check_database_reachable(settings: CloudSettings) -> None:
+    """One clear error line (and exit 1) when the database cannot be reached, rather than the
+    application's start-up failing with a traceback."""
+    from sqlalchemy import text
+
+    from cloud_api.db.session import make_engine
+
+    engine = make_engine(
+        settings.database_url,
+        connect_timeout_s=settings.database_connect_timeout_s,
+        statement_timeout_s=settings.database_statement_timeout_s,
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        orig = getattr(error, "orig", None)
+        lines = str(orig if orig is not None else error).strip().splitlines()
+        reason = lines[0] if lines else type(error).__name__
+        raise CommandError(
+            f"cannot reach the database {display_url(settings.database_url)}: {reason}"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def _create_region(args: argparse.Namespace) -> int:

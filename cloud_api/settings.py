@@ -25,6 +25,16 @@ class CloudSettings(BaseSettings):
     index_dir: Path = Field(
         DEFAULT_DATA_DIR / "index", description="where Annoy index files are written"
     )
+    database_connect_timeout_s: float = Field(
+        5.0, gt=0.0, le=300.0, description="give up connecting to PostgreSQL after this long"
+    )
+    database_statement_timeout_s: float = Field(
+        60.0,
+        gt=0.0,
+        le=3600.0,
+        description="PostgreSQL cancels a statement running longer; SQLite waits this long "
+        "for a lock (busy timeout)",
+    )
     auto_migrate: bool = Field(
         True, description="upgrade the database schema at start (the embedded default needs it)"
     )

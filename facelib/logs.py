@@ -4,11 +4,36 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 _NOISY = ("absl", "mediapipe", "urllib3", "httpx", "httpcore", "PIL", "matplotlib")
+
+
+# C0 and C1 controls (newline, tab, escape, NUL, ...) and Unicode line/paragraph separators
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return value
+
+
+def strip_control_characters(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: control characters in the event's strings (an email typed
+    with a newline, a name with an escape sequence) are shown as `\\xNN`, so one log line
+    stays one line and cannot forge another or drive a terminal. Tracebacks keep theirs."""
+    for key, value in event.items():
+        if key != "exception":
+            event[key] = _clean(value)
+    return event
 
 
 class _CurrentStderr:
@@ -36,6 +61,7 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            strip_control_characters,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

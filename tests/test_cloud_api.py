@@ -336,6 +336,7 @@ def test_two_api_processes_agree_within_a_second(
         admin.create_region(session, "South")
         admin.create_store(session, "South", "S001", "South One")
         _, key = admin.create_device(session, "S001", "till", "till 1")
+        admin.create_user(session, "ops@example.com", "Ops", "admin", "ops-password-1")
     photos = _photos(data_dir, "Ann_Veneman")
     headers = {"X-API-Key": key}
     fast_sync = {"STORESIGHT_CLOUD_SYNC_INTERVAL_S": "0.2"}
@@ -343,13 +344,16 @@ def test_two_api_processes_agree_within_a_second(
         serve_process(migrated_url, str(tmp_path / "one"), **fast_sync) as one,
         serve_process(migrated_url, str(tmp_path / "two"), **fast_sync) as two,
     ):
-        before = httpx.get(two + "/healthz").json()["index"]["samples"]
+        login = {"email": "ops@example.com", "password": "ops-password-1"}
+        token = httpx.post(two + "/v1/auth/login", json=login).json()["token"]
+        ops = {"Authorization": f"Bearer {token}"}  # index figures: for admins, on /readyz
+        before = httpx.get(two + "/readyz", headers=ops).json()["index"]["samples"]
         enrolled = httpx.post(
             one + "/v1/checkouts", json=_checkout(photos[:3]), headers=headers, timeout=60
         ).json()["card"]
         assert enrolled["status"] == "new"
         time.sleep(1.0)  # no request reaches `two` meanwhile: its background sync must do it
-        assert httpx.get(two + "/healthz").json()["index"]["samples"] == before + 3
+        assert httpx.get(two + "/readyz", headers=ops).json()["index"]["samples"] == before + 3
         seen = httpx.post(
             two + "/v1/checkouts", json=_checkout(photos[4]), headers=headers, timeout=60
         ).json()["card"]

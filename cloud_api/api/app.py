@@ -13,11 +13,14 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 
 from cloud_api.api import errors
 from cloud_api.api.headers import SecurityHeaders
+from cloud_api.api.health import health
 from cloud_api.api.report_routes import router as reporting
-from cloud_api.api.routes import health, router
+from cloud_api.api.request_id import RequestIdMiddleware
+from cloud_api.api.routes import router
 from cloud_api.dashboard import router as dashboard
 from cloud_api.db.session import make_engine, session_factory
 from cloud_api.reports import rollups
@@ -32,11 +35,18 @@ log = structlog.get_logger(__name__)
 RETENTION_INTERVAL_S = 3600.0
 ROLLUP_INTERVAL_S = 30.0
 REBUILD_CHECK_S = 5.0
+MIN_BACKOFF_S = 0.5  # the first pause after a failure; doubled per failure after that
+MAX_BACKOFF_S = 30.0
 
 
 class _Periodic:
-    """A daemon thread running `work` every `interval` seconds until stopped; errors are
-    logged and the loop goes on (a database hiccup must not end index syncing)."""
+    """A daemon thread running `work` every `interval` seconds until stopped.
+
+    A failure (a database outage, say) is logged once, without a traceback, and the work is
+    retried with a growing pause (up to MAX_BACKOFF_S) instead of every period; the recovery is
+    logged once too. The loop never ends on an error: a database hiccup must not end index
+    syncing.
+    """
 
     def __init__(self, name: str, interval: float, work: Callable[[], object]) -> None:
         self._stop = threading.Event()
@@ -48,15 +58,40 @@ class _Periodic:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        wait = self._interval
+        failing = False
+        while not self._stop.wait(wait):
             try:
                 self._work()
-            except Exception:  # noqa: BLE001 - logged, retried next period
-                log.exception("background_task_failed", task=self._thread.name)
+            except Exception as error:  # noqa: BLE001 - logged, retried after a pause
+                if not failing and isinstance(error, OperationalError):
+                    log.error(
+                        "background_task_failing",
+                        task=self._thread.name,
+                        error="the database is unavailable",
+                        detail=_first_line(error),
+                    )
+                elif not failing:
+                    log.exception("background_task_failing", task=self._thread.name)
+                failing = True
+                wait = min(max(wait * 2, MIN_BACKOFF_S), MAX_BACKOFF_S)
+                continue
+            if failing:
+                log.info("background_task_recovered", task=self._thread.name)
+            failing = False
+            wait = self._interval
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error (a database driver's message; the SQL's parameters are
+    hidden by the engine), for a log line."""
+    orig = getattr(error, "orig", None)
+    lines = str(orig if orig is not None else error).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def create_app(settings: CloudSettings | None = None) -> FastAPI:
@@ -87,7 +122,11 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
         finally:
             for task in tasks:
                 task.stop()
-            services.recognizer.close()
+            # the index files hold descriptors and are rebuilt at every start: not left behind
+            services.recognizer.close(remove_files=True)
+            index_dir = services.recognizer.engine.index_dir
+            if index_dir is not None:
+                shutil.rmtree(index_dir, ignore_errors=True)
             log.info("cloud_api_stopped")
 
     app = FastAPI(
@@ -101,6 +140,7 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, settings=settings)
     app.state.login_limits = LoginLimits(settings)  # per API process
     errors.install(app)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     app.include_router(reporting)
     app.include_router(health)
@@ -113,7 +153,11 @@ def start_services(settings: CloudSettings) -> Services:
 
     if settings.auto_migrate:
         upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        connect_timeout_s=settings.database_connect_timeout_s,
+        statement_timeout_s=settings.database_statement_timeout_s,
+    )
     sessions = session_factory(engine)
     recognizer = Recognizer(
         sessions,

@@ -143,9 +143,4 @@ async def stream_alerts(
     )
 
 
-health = APIRouter()
-
-
-@health.get("/healthz", tags=["ops"])
-def healthz(svc: ServicesDep) -> dict[str, object]:
-    return {"status": "ok", "index": svc.recognizer.engine.stats()}
+# /healthz and /readyz: cloud_api.api.health

@@ -77,7 +77,7 @@ def migration_engine(url: str | URL) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(parsed, poolclass=pool.NullPool)
+    return create_engine(parsed, poolclass=pool.NullPool, hide_parameters=True)
 
 
 @contextmanager

@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 INDEX_SUFFIX = ".ann"
 TEMP_SUFFIX = ".ann.tmp"
+#: index files hold customers' face descriptors: readable by the service's user only
+INDEX_FILE_MODE = 0o600
 _ADD_CHUNK = 8192  # rows converted to Python lists at a time (tolist is ~4x faster per item)
 
 
@@ -93,8 +95,9 @@ def _publish(built: AnnoyIndex, path: Path, dim: int, *, prefault: bool) -> Anno
     """Save to a temporary file, rename it over `path`, and load `path` memory-mapped."""
     temp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     try:
-        built.save(str(temp))  # Annoy writes, then maps the written file
+        built.save(str(temp))  # Annoy writes (a new file, whatever was there), then maps it
         built.unload()
+        os.chmod(temp, INDEX_FILE_MODE)  # in an owner-only directory meanwhile
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -190,7 +190,8 @@ class RecognitionEngine:
         self.settings = settings if settings is not None else EngineSettings()
         self.index_dir = index_dir
         if index_dir is not None:
-            index_dir.mkdir(parents=True, exist_ok=True)
+            index_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            index_dir.chmod(0o700)  # its files hold descriptors
             remove_stale_temp_files(index_dir)
         self._lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
@@ -673,16 +674,24 @@ class RecognitionEngine:
             "last_rebuild_seconds": self._last_rebuild_seconds,
         }
 
-    def close(self) -> None:
-        """Drop every index and row; further calls raise RuntimeError. Index files stay."""
+    def close(self, *, remove_files: bool = False) -> None:
+        """Drop every index and row; further calls raise RuntimeError. With `remove_files`
+        the index files this engine wrote are deleted (a clean stop: they hold descriptors);
+        otherwise they stay."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            paths = [p.annoy.path for p in self._all() if p.annoy is not None and p.annoy.path]
             self._stores.clear()
             self._regions.clear()
             self._global = None
-        log.info("recognition.engine_closed")
+        if remove_files:
+            for path in paths:  # a search still holding a mapping keeps reading its inode
+                path.unlink(missing_ok=True)
+            if self.index_dir is not None:
+                remove_stale_temp_files(self.index_dir)
+        log.info("recognition.engine_closed", files_removed=remove_files)
 
     def __enter__(self) -> RecognitionEngine:
         return self

@@ -44,6 +44,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.exc import DataError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.db.models import (
@@ -91,11 +92,13 @@ class Slice:
     store_id: int | None = None
     day: date | None = None
 
-    def bounds(self) -> tuple[datetime, datetime] | None:
+    def bounds(self) -> tuple[datetime, datetime | None] | None:
+        """The day's first instant and the next day's (None after the last day there is)."""
         if self.day is None:
             return None
         start = datetime.combine(self.day, clock(0), tzinfo=UTC)
-        return start, start + timedelta(days=1)
+        end = start + timedelta(days=1) if self.day < date.max else None
+        return start, end
 
     def on(self, store_column: Any, at_column: Any) -> ColumnElement[bool]:
         conditions: list[ColumnElement[bool]] = []
@@ -103,7 +106,9 @@ class Slice:
             conditions.append(store_column == self.store_id)
         bounds = self.bounds()
         if bounds is not None:
-            conditions += [at_column >= bounds[0], at_column < bounds[1]]
+            conditions.append(at_column >= bounds[0])
+            if bounds[1] is not None:
+                conditions.append(at_column < bounds[1])
         return and_(true(), *conditions)
 
 
@@ -361,6 +366,47 @@ def _recompute_buyers(
     )
 
 
+# ---- quarantine ------------------------------------------------------------------------
+
+#: keys of slices whose recomputation failed, logged once per process
+_quarantined: set[str] = set()
+
+
+def _isolated(session: Session, key: str, work: Any) -> bool:
+    """Run `work()` in a savepoint; if stored data makes it fail, roll just that back, log
+    the key once (never the data) and go on: one bad row must not stop every report."""
+    try:
+        with session.begin_nested():
+            work()
+    except (ArithmeticError, ValueError, TypeError, DataError, StatementError) as error:
+        if isinstance(error, OperationalError):  # the database itself: not a bad row
+            raise
+        if key not in _quarantined:
+            _quarantined.add(key)
+            log.error("rollup_slice_quarantined", slice=key, error=type(error).__name__)
+        return False
+    return True
+
+
+def quarantined() -> set[str]:
+    """The slices this process could not recompute (for tests and operators)."""
+    return set(_quarantined)
+
+
+def _days(rows: Iterable[Any]) -> set[tuple[int, date]]:
+    """(store, day) pairs from query rows; a value that is no date is logged and skipped."""
+    found: set[tuple[int, date]] = set()
+    for store_id, day in rows:
+        try:
+            found.add((int(store_id), as_date(day)))
+        except (ArithmeticError, ValueError, TypeError):
+            key = f"store {store_id} day {str(day)[:32]!r}"
+            if key not in _quarantined:
+                _quarantined.add(key)
+                log.error("rollup_slice_quarantined", slice=key, error="not a date")
+    return found
+
+
 # ---- refresh -----------------------------------------------------------------------------
 
 
@@ -389,10 +435,18 @@ def rebuild(session: Session) -> RefreshStats:
     started = time.perf_counter()
     dialect = _dialect(session)
     receipts, sightings = _high_water(session)
-    _store_days(session, dialect, Slice())
-    _recompute_firsts(session, None)
+    if not _isolated(session, "all store-days", lambda: _store_days(session, dialect, Slice())):
+        # some store-day's data cannot be aggregated: do them one by one, skipping those
+        for store_id, day in sorted(_all_store_days(session, dialect)):
+            part = Slice(store_id, day)
+            _isolated(session, _key(part), lambda p=part: _store_days(session, dialect, p))
+    _isolated(session, "first purchases", lambda: _recompute_firsts(session, None))
     for scope in SCOPES:
-        _recompute_buyers(session, dialect, scope, None, None)
+        _isolated(
+            session,
+            f"buyers {scope}",
+            lambda s=scope: _recompute_buyers(session, dialect, s, None, None),
+        )
     session.execute(delete(RollupDirty))
     _save_state(session, receipts, sightings)
     stats = RefreshStats("full", 0, 0, time.perf_counter() - started)
@@ -418,19 +472,17 @@ def refresh(session: Session) -> RefreshStats:
     count = session.scalar(select(func.count()).where(Receipt.id > since_receipt)) or 0
     if count > FULL_REBUILD_SLICES * 20:
         return rebuild(session)
-    slices = {(int(s), as_date(d)) for s, d in dirty}
-    slices |= {
-        (int(s), as_date(d))
-        for s, d in session.execute(
+    slices = _days(dirty)
+    slices |= _days(
+        session.execute(
             select(Receipt.store_id, receipt_day).where(Receipt.id > since_receipt).distinct()
         )
-    }
-    slices |= {
-        (int(s), as_date(d))
-        for s, d in session.execute(
+    )
+    slices |= _days(
+        session.execute(
             select(Sighting.store_id, sighting_day).where(Sighting.id > since_sighting).distinct()
         )
-    }
+    )
     if len(slices) > FULL_REBUILD_SLICES:
         return rebuild(session)
     customers = sorted(
@@ -441,14 +493,19 @@ def refresh(session: Session) -> RefreshStats:
             .distinct()
         )
     )
-    _recompute_firsts(session, customers)
+    _isolated(session, "first purchases", lambda: _recompute_firsts(session, customers))
     regions = dict(session.execute(select(Store.id, Store.region_id)).all())
     scopes: set[tuple[str, int, date]] = set()
     for store_id, day in sorted(slices):
-        _store_days(session, dialect, Slice(store_id, day))
+        part = Slice(store_id, day)
+        _isolated(session, _key(part), lambda p=part: _store_days(session, dialect, p))
         scopes |= {("store", store_id, day), ("region", regions[store_id], day), ("chain", 0, day)}
     for scope, scope_id, day in sorted(scopes):
-        _recompute_buyers(session, dialect, scope, scope_id, day)
+        _isolated(
+            session,
+            f"buyers {scope} {scope_id} {day}",
+            lambda a=scope, b=scope_id, c=day: _recompute_buyers(session, dialect, a, b, c),
+        )
     session.execute(delete(RollupDirty))
     _save_state(session, *high)
     stats = RefreshStats("slices", len(slices), len(customers), time.perf_counter() - started)
@@ -461,6 +518,21 @@ def refresh(session: Session) -> RefreshStats:
     return stats
 
 
+def _key(part: Slice) -> str:
+    return f"store {part.store_id} day {part.day}"
+
+
+def _all_store_days(session: Session, dialect: str) -> set[tuple[int, date]]:
+    found: set[tuple[int, date]] = set()
+    for store, at in (
+        (Receipt.store_id, Receipt.scanned_at),
+        (Sighting.store_id, Sighting.at),
+        (LineItem.store_id, LineItem.sold_at),
+    ):
+        found |= _days(session.execute(select(store, day_of(dialect, at)).distinct()))
+    return found
+
+
 def customers_changed(session: Session, customer_ids: list[int]) -> None:
     """These customers' store-days are recomputed at the next refresh, and their first
     purchases now (call before their receipts are unlinked, when deleting them)."""
@@ -468,20 +540,22 @@ def customers_changed(session: Session, customer_ids: list[int]) -> None:
     days: set[tuple[int, date]] = set()
     for start in range(0, len(customer_ids), 500):
         chunk = customer_ids[start : start + 500]
-        for store_id, day in session.execute(
-            select(Receipt.store_id, day_of(dialect, Receipt.scanned_at))
-            .where(Receipt.customer_id.in_(chunk))
-            .distinct()
-        ):
-            days.add((int(store_id), as_date(day)))
-        for store_id, day in session.execute(
-            select(Sighting.store_id, day_of(dialect, Sighting.at))
-            .where(Sighting.customer_id.in_(chunk))
-            .distinct()
-        ):
-            days.add((int(store_id), as_date(day)))
+        days |= _days(
+            session.execute(
+                select(Receipt.store_id, day_of(dialect, Receipt.scanned_at))
+                .where(Receipt.customer_id.in_(chunk))
+                .distinct()
+            )
+        )
+        days |= _days(
+            session.execute(
+                select(Sighting.store_id, day_of(dialect, Sighting.at))
+                .where(Sighting.customer_id.in_(chunk))
+                .distinct()
+            )
+        )
     marked = session.execute(select(RollupDirty.store_id, RollupDirty.day))
-    known = {(int(s), as_date(d)) for s, d in marked}
+    known = _days(marked)
     for store_id, day in sorted(days - known):
         session.add(RollupDirty(store_id=store_id, day=day))
     session.flush()

@@ -146,6 +146,7 @@ def purge(session: Session, customer_ids: list[int]) -> None:
         receipt.response = CheckoutResponse(
             receipt_id=receipt.id, card=unidentified_card(None), companions=[]
         ).model_dump(mode="json")
+    _scrub_companion_answers(session, customer_ids)
     session.flush()
     session.execute(
         update(Receipt).where(Receipt.customer_id.in_(customer_ids)).values(customer_id=None)
@@ -165,6 +166,25 @@ def purge(session: Session, customer_ids: list[int]) -> None:
     session.execute(delete(FaceSample).where(FaceSample.customer_id.in_(customer_ids)))
     session.execute(delete(Customer).where(Customer.id.in_(customer_ids)))
     session.add_all(CustomerDeletion(customer_id=i) for i in customer_ids)
+
+
+def _scrub_companion_answers(session: Session, customer_ids: list[int]) -> None:
+    """Receipts where a deleted customer stood by as a companion: their stored answers keep
+    the payer's card but the companion becomes one nobody knows."""
+    gone = set(customer_ids)
+    receipt_ids = select(Visit.receipt_id).where(
+        Visit.customer_id.in_(customer_ids), Visit.kind == "companion"
+    )
+    for receipt in session.scalars(select(Receipt).where(Receipt.id.in_(receipt_ids))):
+        answer = dict(receipt.response or {})
+        companions = answer.get("companions") or []
+        if not any(c.get("customer_id") in gone for c in companions):
+            continue
+        answer["companions"] = [
+            {"customer_id": None, "status": "unidentified"} if c.get("customer_id") in gone else c
+            for c in companions
+        ]
+        receipt.response = answer
 
 
 def _unlink_decisions(session: Session, customer_ids: list[int]) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.db.models import CustomerDeletion, FaceSample
+from cloud_api.db.session import checkpoint_wal
 from cloud_api.recognition import EngineSettings, Gender, RecognitionEngine, SampleMeta, age_band
 from cloud_api.recognition.gallery import Decision, Gallery, Shot, Visit
 from cloud_api.recognition.policy import DecisionPolicy
@@ -73,6 +74,12 @@ class Recognizer:
         self._recent_ids: set[int] = set()
         self._high_deletion_id = 0
         self._last_rebuild = time.monotonic()
+        self._loaded = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether the stored samples have been read into the engine (start-up done)."""
+        return self._loaded
 
     @property
     def policy(self) -> DecisionPolicy:
@@ -104,6 +111,7 @@ class Recognizer:
                 last = rows[-1].id
                 total += len(rows)
             self._high_sample_id = last
+            self._loaded = True
         log.info("recognizer_loaded", samples=total)
         return total
 
@@ -136,7 +144,14 @@ class Recognizer:
         return len(fresh), len(deletions)
 
     def _add_rows(self, rows: Iterable[FaceSample]) -> None:
-        rows = list(rows)
+        everything = list(rows)
+        width = self.engine.settings.dim * DESCRIPTOR_DTYPE.itemsize
+        rows = [r for r in everything if len(r.descriptor or b"") == width]
+        for bad in (r for r in everything if len(r.descriptor or b"") != width):
+            log.warning("sample_not_indexed", sample=bad.id, reason="descriptor has wrong size")
+        self._recent_ids.update(r.id for r in everything)  # a bad row is not read again
+        if not rows:
+            return
         metas = [
             SampleMeta(
                 customer_id=r.customer_id,
@@ -169,17 +184,22 @@ class Recognizer:
         self._recent_ids.update(r.id for r in rows)
 
     def maintain(self, *, max_age_s: float) -> None:
-        """Rebuild the indexes when a buffer outgrew its limit, or when `max_age_s` passed
-        since the last rebuild and there is something to fold in or purge."""
+        """Rebuild the indexes when a buffer outgrew its limit, when `max_age_s` passed since
+        the last rebuild and there is something to fold in, or at once when customers were
+        deleted since the last rebuild: their descriptors leave the index files, and (SQLite)
+        the deleted rows leave the write-ahead log, without waiting for the next period."""
         now = time.monotonic()
         stats = self.engine.stats()
-        stale = now - self._last_rebuild >= max_age_s and (
-            stats["buffered_max"] > 0 or stats["removals_pending"] > 0
-        )
-        if self.engine.rebuild_due() or stale:
+        deleted = stats["removals_pending"] > 0
+        stale = now - self._last_rebuild >= max_age_s and stats["buffered_max"] > 0
+        if self.engine.rebuild_due() or stale or deleted:
             report = self.engine.rebuild()
             self._last_rebuild = time.monotonic()
             log.info("index_rebuilt", report=str(report))
+        if deleted:
+            bind = self._factory.kw.get("bind")
+            if bind is not None:
+                checkpoint_wal(bind)
 
     def forget(self, customer_id: int) -> None:
         """Drop a customer from this process's gallery at once (deletion)."""
@@ -205,8 +225,9 @@ class Recognizer:
         visit = Visit(shots, context.region_id, context.store_id, age_years=context.age_years)
         return self.gallery.decide(visit, exclude=exclude)
 
-    def close(self) -> None:
-        self.engine.close()
+    def close(self, *, remove_files: bool = False) -> None:
+        """Close the engine; with `remove_files`, its index files are deleted too."""
+        self.engine.close(remove_files=remove_files)
 
 
 def sample_rows(
