@@ -1,7 +1,27 @@
-"""Device authentication: `X-API-Key: ssk_...` (or `Authorization: Bearer ssk_...`)."""
+"""Device authentication and the device-kind policy of every device endpoint.
+
+A device authenticates with `X-API-Key: ssk_...` (or `Authorization: Bearer ssk_...`): no key,
+a malformed, unknown or revoked key is 401. What each kind of device may then do is decided
+here, once, by the dependency an endpoint declares (a kind it was not made for is 403):
+
+| endpoint                                         | till | entrance |
+|--------------------------------------------------|------|----------|
+| `GET /v1/device`                                 | yes  | yes      |
+| `POST /v1/checkouts`                             | yes  | no       |
+| `POST /v1/decisions/{id}/confirm`, `/reject`     | yes  | no       |
+| `POST /v1/sightings`                             | no   | yes      |
+| `GET /v1/customers/{id}`, `/history`             | yes  | no       |
+| `PUT /v1/customers/{id}/membership`, `DELETE`    | yes  | no       |
+| `GET /v1/stores/{id}/alerts` (own store only)    | yes  | yes      |
+
+An entrance camera has nobody to show a customer to and no receipt to bind, so it only counts
+visitors; the staff window follows its store's alerts with either kind of key. Which store's
+and region's data a device may then see is the services' business (`cloud_api.services`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -10,6 +30,10 @@ from sqlalchemy import select
 from cloud_api.db.models import Device, Store
 from cloud_api.security import parse_prefix, verify_api_key
 from cloud_api.services.context import Caller, Services
+from cloud_api.services.errors import Forbidden
+
+TILL = "till"
+ENTRANCE = "entrance"
 
 
 def services(request: Request) -> Services:
@@ -50,3 +74,20 @@ def caller(
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def require_kind(*kinds: str) -> Callable[[Caller], Caller]:
+    """A dependency: the authenticated device, refused (403) unless it is one of `kinds`."""
+    allowed = " and ".join(f"{k} devices" for k in kinds)
+
+    def of_kind(who: CallerDep) -> Caller:
+        if who.device_kind not in kinds:
+            raise Forbidden(f"only {allowed} may do this (this key is a {who.device_kind}'s)")
+        return who
+
+    return of_kind
+
+
+TillDep = Annotated[Caller, Depends(require_kind(TILL))]
+EntranceDep = Annotated[Caller, Depends(require_kind(ENTRANCE))]
+AnyDeviceDep = Annotated[Caller, Depends(require_kind(TILL, ENTRANCE))]

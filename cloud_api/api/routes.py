@@ -12,10 +12,8 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from cloud_api.api.auth import CallerDep, ServicesDep
+from cloud_api.api.auth import AnyDeviceDep, EntranceDep, ServicesDep, TillDep
 from cloud_api.services import alerts, checkout, customers, decisions, devices, sightings
-from cloud_api.services.context import Caller
-from cloud_api.services.errors import Forbidden
 from contract import (
     CheckoutRequest,
     CheckoutResponse,
@@ -37,13 +35,13 @@ HEARTBEAT_S = 15.0
 
 
 @router.get("/device", response_model=DeviceInfo, tags=["devices"])
-def get_device(who: CallerDep, svc: ServicesDep) -> DeviceInfo:
+def get_device(who: AnyDeviceDep, svc: ServicesDep) -> DeviceInfo:
     """The calling device and its store: how a kiosk learns where its key belongs."""
     return devices.describe(svc, who)
 
 
 @router.post("/checkouts", response_model=CheckoutResponse, tags=["till"])
-def post_checkout(body: CheckoutRequest, who: CallerDep, svc: ServicesDep) -> CheckoutResponse:
+def post_checkout(body: CheckoutRequest, who: TillDep, svc: ServicesDep) -> CheckoutResponse:
     """Bind the customer at the counter to the scanned receipt; answer with the VIP card."""
     return checkout.checkout(svc, who, body)
 
@@ -52,51 +50,44 @@ DecisionId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1, description="the car
 
 
 @router.post("/decisions/{decision_id}/confirm", response_model=DecisionAnswer, tags=["till"])
-def post_confirm(decision_id: DecisionId, who: CallerDep, svc: ServicesDep) -> DecisionAnswer:
+def post_confirm(decision_id: DecisionId, who: TillDep, svc: ServicesDep) -> DecisionAnswer:
     """The cashier confirmed a "possible member": link the visit, answer with their card."""
-    _till_only(who)
     return decisions.confirm(svc, who, decision_id)
 
 
 @router.post("/decisions/{decision_id}/reject", response_model=DecisionAnswer, tags=["till"])
-def post_reject(decision_id: DecisionId, who: CallerDep, svc: ServicesDep) -> DecisionAnswer:
+def post_reject(decision_id: DecisionId, who: TillDep, svc: ServicesDep) -> DecisionAnswer:
     """The customer said "not me": never that member for this visit; answer anonymously."""
-    _till_only(who)
     return decisions.reject(svc, who, decision_id)
 
 
-def _till_only(who: Caller) -> None:
-    if who.device_kind != "till":
-        raise Forbidden("only tills answer for the customer at the counter")
-
-
 @router.post("/sightings", response_model=SightingResponse, tags=["entrance"])
-def post_sighting(body: SightingRequest, who: CallerDep, svc: ServicesDep) -> SightingResponse:
+def post_sighting(body: SightingRequest, who: EntranceDep, svc: ServicesDep) -> SightingResponse:
     """A face at the entrance: count the visitor, recognise, raise a VIP-arrival alert."""
     return sightings.sighting(svc, who, body)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
-def get_customer(customer_id: int, who: CallerDep, svc: ServicesDep) -> CustomerOut:
+def get_customer(customer_id: int, who: TillDep, svc: ServicesDep) -> CustomerOut:
     return customers.get_customer(svc, who, customer_id)
 
 
 @router.get("/customers/{customer_id}/history", response_model=CustomerHistory, tags=["customers"])
-def get_history(customer_id: int, who: CallerDep, svc: ServicesDep) -> CustomerHistory:
+def get_history(customer_id: int, who: TillDep, svc: ServicesDep) -> CustomerHistory:
     """The customer's receipts in this store, newest first."""
     return customers.history(svc, who, customer_id)
 
 
 @router.put("/customers/{customer_id}/membership", response_model=CustomerOut, tags=["customers"])
 def put_membership(
-    customer_id: int, body: MembershipRequest, who: CallerDep, svc: ServicesDep
+    customer_id: int, body: MembershipRequest, who: TillDep, svc: ServicesDep
 ) -> CustomerOut:
     """Bind a VIP number and name; refused without the customer's consent."""
     return customers.bind_membership(svc, who, customer_id, body)
 
 
 @router.delete("/customers/{customer_id}", status_code=204, tags=["customers"])
-def delete_customer(customer_id: int, who: CallerDep, svc: ServicesDep) -> Response:
+def delete_customer(customer_id: int, who: TillDep, svc: ServicesDep) -> Response:
     """Delete the customer's faces, visits and personal fields; receipts stay, unlinked."""
     customers.delete_customer(svc, who, customer_id)
     return Response(status_code=204)
@@ -106,7 +97,7 @@ def delete_customer(customer_id: int, who: CallerDep, svc: ServicesDep) -> Respo
 async def stream_alerts(
     store_id: int,
     request: Request,
-    who: CallerDep,
+    who: AnyDeviceDep,
     svc: ServicesDep,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
@@ -127,7 +118,10 @@ async def stream_alerts(
         idle = 0.0
         interval = svc.settings.alert_poll_interval_s
         while not await request.is_disconnected():
-            batch = await run_in_threadpool(alerts.alerts_after, svc, store_id, after)
+            batch = await run_in_threadpool(alerts.alerts_for, svc, who, after)
+            if batch is None:  # the key was revoked since the stream opened
+                yield ": the device key was revoked\n\n"
+                return
             for event in batch:
                 after = event.event_id
                 data = json.dumps(event.model_dump(mode="json"))

@@ -1,4 +1,4 @@
-"""Customer look-up, membership and deletion, always scoped to the calling device's store."""
+"""Customer look-up (the calling device's store), membership and deletion (its region)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from cloud_api.db.models import (
     Receipt,
     RecognitionDecision,
     Sighting,
+    Store,
     Visit,
     utcnow,
 )
@@ -40,19 +41,47 @@ log = structlog.get_logger(__name__)
 
 
 def visible_customer(session: Session, caller: Caller, customer_id: int) -> Customer:
-    """The customer, if they were ever seen in the caller's store.
+    """The customer, if they were ever seen in the caller's store (their first store, or a
+    visit there).
 
-    404 when no such customer exists; 403 when the customer belongs to other stores only: a
-    device only ever sees its own store's data.
+    NotFound otherwise, with the same detail whether the customer does not exist or belongs
+    to other stores only: a device only ever sees its own store's data, and must not learn
+    which ids exist elsewhere by trying them.
     """
     customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise NotFound(f"customer {customer_id} does not exist")
-    seen_here = customer.first_store_id == caller.store_id or session.scalar(
-        select(exists().where(Visit.customer_id == customer_id, Visit.store_id == caller.store_id))
+    seen_here = customer is not None and (
+        customer.first_store_id == caller.store_id
+        or session.scalar(
+            select(
+                exists().where(Visit.customer_id == customer_id, Visit.store_id == caller.store_id)
+            )
+        )
     )
-    if not seen_here:
-        raise Forbidden(f"customer {customer_id} has never been seen in this store")
+    if customer is None or not seen_here:
+        raise NotFound(f"customer {customer_id} not found in this store")
+    return customer
+
+
+def changeable_customer(session: Session, caller: Caller, customer_id: int) -> Customer:
+    """The customer, if the caller may change their membership or delete them.
+
+    Policy: a device may change or delete a customer it can see (`visible_customer`) only
+    when its store is in the customer's home region, the region of their first store
+    (`Customer.first_store_id`). A member shops across their region's stores (recognition
+    widens from the store to the region, too) and may join or ask to be forgotten at any of
+    them; a till elsewhere that matched them, or a key stolen in another region, can read what
+    its own store saw but never rename or erase another region's member. (The home store
+    alone would be stricter but would refuse a customer first seen in a neighbouring store
+    who signs up here.) Head office has no user path to these endpoints today; the admin CLI
+    acts with the database's own rights.
+    """
+    customer = visible_customer(session, caller, customer_id)
+    home_region = session.scalar(select(Store.region_id).where(Store.id == customer.first_store_id))
+    if home_region != caller.region_id:
+        raise Forbidden(
+            f"customer {customer_id} belongs to another region: their membership is changed, "
+            "and they are deleted, in their home region's stores or by head office"
+        )
     return customer
 
 
@@ -104,7 +133,7 @@ def bind_membership(
     services: Services, caller: Caller, customer_id: int, request: MembershipRequest
 ) -> CustomerOut:
     with services.sessions() as session, session.begin():
-        customer = visible_customer(session, caller, customer_id)
+        customer = changeable_customer(session, caller, customer_id)
         taken = session.scalar(
             select(Customer.id).where(
                 Customer.vip_number == request.vip_number, Customer.id != customer_id
@@ -125,7 +154,7 @@ def bind_membership(
 def delete_customer(services: Services, caller: Caller, customer_id: int) -> None:
     """Really delete: samples, visits and personal fields go; receipts stay, unlinked."""
     with services.sessions() as session, session.begin():
-        visible_customer(session, caller, customer_id)
+        changeable_customer(session, caller, customer_id)
         purge(session, [customer_id])
     services.recognizer.forget(customer_id)
     log.info("customer_deleted", customer=customer_id, store=caller.store_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cloud_api.db.models import Device, Store
 from cloud_api.services.context import Caller, Services
@@ -29,3 +30,13 @@ def describe(svc: Services, who: Caller) -> DeviceInfo:
         store_name=store.name,
         region_id=store.region_id,
     )
+
+
+def key_active(session: Session, device_id: int) -> bool:
+    """Whether the device still exists and its key has not been revoked.
+
+    Authentication checks the key once per request; a request that outlives that check (an
+    alert stream) asks again with this, so `admin revoke-device` ends it too.
+    """
+    revoked = session.execute(select(Device.revoked_at).where(Device.id == device_id)).first()
+    return revoked is not None and revoked[0] is None
