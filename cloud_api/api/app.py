@@ -15,6 +15,7 @@ import structlog
 from fastapi import FastAPI
 
 from cloud_api.api import errors
+from cloud_api.api.limits import BodySizeLimit
 from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.routes import health, router
 from cloud_api.dashboard import router as dashboard
@@ -95,6 +96,7 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(router)
     app.include_router(reporting)
     app.include_router(health)

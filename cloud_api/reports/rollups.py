@@ -95,6 +95,8 @@ class Slice:
         if self.day is None:
             return None
         start = datetime.combine(self.day, clock(0), tzinfo=UTC)
+        if self.day == date.max:  # a stored far-future timestamp: the calendar's last day
+            return start, datetime.max.replace(tzinfo=UTC)
         return start, start + timedelta(days=1)
 
     def on(self, store_column: Any, at_column: Any) -> ColumnElement[bool]:
