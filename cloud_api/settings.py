@@ -87,6 +87,26 @@ class CloudSettings(BaseSettings):
         description="served only over HTTPS (e.g. behind a TLS proxy): HSTS and Secure "
         "cookies on every answer, whatever the request's scheme",
     )
+    max_timestamp_age_days: float = Field(
+        30.0,
+        gt=0.0,
+        le=3660.0,
+        description="a device's timestamps (scanned_at, captured_at) may be at most this old: "
+        "a till's outbox replays what it queued while offline",
+    )
+    max_clock_skew_s: float = Field(
+        300.0,
+        ge=0.0,
+        le=86400.0,
+        description="and at most this far ahead of the server's clock",
+    )
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="the largest request body any endpoint reads (413 above it); the largest "
+        "valid checkout (six face crops, 500 line items) is well under the default",
+    )
 
     def decision_policy(self) -> DecisionPolicy:
         """`recognition`, with `recognition_file`'s fields over it when one is set."""

@@ -6,6 +6,7 @@ import base64
 import binascii
 import math
 import struct
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +24,9 @@ from pydantic import (
 __all__ = [
     "DESCRIPTOR_SIZE",
     "MAX_CROP_BYTES",
+    "MAX_RECEIPT_TOTAL",
+    "jpeg_size",
+    "PlainText",
     "MAX_VISIT_EMBEDDINGS",
     "Gender",
     "Embedding",
@@ -70,14 +74,39 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The largest receipt total the cloud stores (a receipt above it is refused, 422): every
+#: amount summed from receipts (a customer's lifetime spend, a store-day's revenue) then stays
+#: far inside its column, whatever the line items' own maxima multiply to.
+MAX_RECEIPT_TOTAL = Decimal("9999999.99")
+#: Timestamps a device may send at all, whatever the server's clock window (CloudSettings):
+#: far enough from the calendar's ends that converting to UTC or adding a day never overflows.
+_EARLIEST_YEAR, _LATEST_YEAR = 1970, 9000
+
+
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
+    if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamps must carry a time zone (e.g. 2026-11-25T10:00:00Z)")
+    # the local wall time's year, checked before any time zone arithmetic: year 1 at +14:00
+    # has no UTC equivalent at all
+    if not _EARLIEST_YEAR <= value.year < _LATEST_YEAR:
+        raise ValueError(
+            f"timestamps must lie between the years {_EARLIEST_YEAR} and {_LATEST_YEAR}"
+        )
+    return value
+
+
+def _plain_text(value: str) -> str:
+    """Text for names, numbers and codes: no control characters (NUL, escapes, line breaks)
+    and no lone surrogates, which no database column can store as text."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(f"must not contain control characters (found U+{ord(char):04X})")
     return value
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+PlainText = Annotated[str, AfterValidator(_plain_text)]
 
 
 class Embedding(_Wire):
@@ -155,23 +184,70 @@ class FaceCrop(_Wire):
             raise ValueError("not valid base64") from None
         if not raw.startswith(b"\xff\xd8"):
             raise ValueError("not a JPEG image")
+        size = jpeg_size(raw)
+        if size is None:
+            raise ValueError("not a JPEG image with a frame header")
+        if size != (CROP_SIZE, CROP_SIZE):
+            # read from the header, before anything decodes it: a few hundred bytes may
+            # claim 60000x60000 pixels
+            raise ValueError(
+                f"expected the aligned {CROP_SIZE}x{CROP_SIZE} chip, the JPEG header says "
+                f"{size[0]}x{size[1]}"
+            )
         return value
 
     def jpeg(self) -> bytes:
         return base64.b64decode(self.jpeg_base64)
 
 
+#: SOF markers (frame headers: baseline, progressive, lossless, arithmetic); C4, C8 and CC
+#: share the range but are tables, not frames
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+#: markers that stand alone, without a length: TEM, RST0-7, SOI, EOI
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
+
+
+def jpeg_size(raw: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's first frame header, without decoding anything; None
+    when the bytes are not a JPEG with a frame header before its scan."""
+    if not raw.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 4 <= len(raw):
+        if raw[at] != 0xFF:
+            return None
+        marker = raw[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _STANDALONE_MARKERS:
+            at += 2
+            continue
+        (length,) = struct.unpack_from(">H", raw, at + 2)
+        if length < 2:
+            return None
+        if marker in _SOF_MARKERS:
+            if at + 9 > len(raw):
+                return None
+            height, width = struct.unpack_from(">HH", raw, at + 5)
+            return width, height
+        if marker == 0xDA:  # start of scan: image data follows, no frame header came
+            return None
+        at += 2 + length
+    return None
+
+
 class LineItem(_Wire):
-    sku: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    category: str = Field(min_length=1, max_length=100)
-    brand: str = Field("", max_length=100)
+    sku: PlainText = Field(min_length=1, max_length=64)
+    name: PlainText = Field(min_length=1, max_length=200)
+    category: PlainText = Field(min_length=1, max_length=100)
+    brand: PlainText = Field("", max_length=100)
     quantity: Decimal = Field(gt=0, max_digits=10, decimal_places=3)
     unit_price: Money
 
 
 class Receipt(_Wire):
-    number: str = Field(min_length=1, max_length=64, description="the POS receipt number")
+    number: PlainText = Field(min_length=1, max_length=64, description="the POS receipt number")
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
     scanned_at: AwareDatetime
     items: list[LineItem] = Field(min_length=1, max_length=500)
@@ -189,6 +265,12 @@ class Receipt(_Wire):
         description="the POS's salted SHA-256 of the payment card (64 hex digits), never the "
         "card number: identifies a customer once a verified visit has tied it to them",
     )
+
+    @model_validator(mode="after")
+    def _storable_total(self) -> Receipt:
+        if self.total > MAX_RECEIPT_TOTAL:
+            raise ValueError(f"the receipt's total is above {MAX_RECEIPT_TOTAL}")
+        return self
 
     @property
     def total(self) -> Decimal:
@@ -346,8 +428,8 @@ class DeviceInfo(_Wire):
 
 class MembershipRequest(_Wire):
     vip_number: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    level: str = Field("standard", min_length=1, max_length=32)
+    name: PlainText = Field(min_length=1, max_length=200)
+    level: PlainText = Field("standard", min_length=1, max_length=32)
     consent: bool = Field(
         description="the customer agreed to have their face recognised as a member; "
         "membership cannot be bound without it"

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from cloud_api.api import errors
 from cloud_api.api.headers import SecurityHeaders
 from cloud_api.api.health import health
+from cloud_api.api.limits import BodySizeLimit
 from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.request_id import RequestIdMiddleware
 from cloud_api.api.routes import router
@@ -137,6 +138,8 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
         docs_url=None,  # FastAPI's docs pages load scripts from a CDN: off; /openapi.json stays
         redoc_url=None,
     )
+    # the last added runs first: request ids, then security headers, then the body limit
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders, settings=settings)
     app.state.login_limits = LoginLimits(settings)  # per API process
     errors.install(app)

@@ -15,16 +15,29 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_api.api.auth import ServicesDep
 from cloud_api.api.headers import request_is_https
+from cloud_api.api.routes import MAX_ID
 from cloud_api.db.models import User
 from cloud_api.reports import REPORTS, run_report
 from cloud_api.reports.access import authorise
+from cloud_api.reports.common import EARLIEST_DAY, check_day
 from cloud_api.reports.csv_export import to_csv
 from cloud_api.services import users
-from contract import LoginRequest, LoginResponse, Report, ReportFilters, ReportInfo, Scope, UserOut
+from contract import (
+    LoginRequest,
+    LoginResponse,
+    PlainText,
+    Report,
+    ReportFilters,
+    ReportInfo,
+    Scope,
+    UserOut,
+)
 
 router = APIRouter(prefix="/v1")
 COOKIE = "storesight_session"
 DEFAULT_DAYS = 30
+ScopeId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+WholeNumber = Annotated[int | None, Query(ge=-MAX_ID, le=MAX_ID)]
 
 
 def _token(authorization: str | None, cookie: str | None) -> str | None:
@@ -112,17 +125,20 @@ async def get_report(
     svc: ServicesDep,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
-    region: int | None = None,
-    store: int | None = None,
+    region: ScopeId = None,
+    store: ScopeId = None,
     format: Literal["json", "csv"] = "json",
-    sku: str | None = None,
-    days: int | None = None,
-    weeks: int | None = None,
-    limit: int | None = None,
+    sku: Annotated[PlainText | None, Query(min_length=1, max_length=64)] = None,
+    days: WholeNumber = None,
+    weeks: WholeNumber = None,
+    limit: WholeNumber = None,
 ) -> Response | Report:
     """One report over [from, to] (dates, inclusive; default the last 30 days)."""
+    for field, day in (("from", date_from), ("to", date_to)):
+        if day is not None:
+            check_day(field, day)
     end = date_to or datetime.now(UTC).date()
-    start = date_from or end - timedelta(days=DEFAULT_DAYS - 1)
+    start = date_from or max(EARLIEST_DAY, end - timedelta(days=DEFAULT_DAYS - 1))
     params: dict[str, str | int] = {
         k: v
         for k, v in {"sku": sku, "days": days, "weeks": weeks, "limit": limit}.items()

@@ -13,7 +13,15 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cloud_api.api.auth import AnyDeviceDep, EntranceDep, ServicesDep, TillDep
-from cloud_api.services import alerts, checkout, customers, decisions, devices, sightings
+from cloud_api.services import (
+    alerts,
+    checkout,
+    customers,
+    decisions,
+    devices,
+    sightings,
+    timestamps,
+)
 from contract import (
     CheckoutRequest,
     CheckoutResponse,
@@ -32,6 +40,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 router = APIRouter(prefix="/v1", responses=ERRORS)
 HEARTBEAT_S = 15.0
+#: ids are 64-bit signed integers in every database; a larger one is a bad request, not a 500
+MAX_ID = 2**63 - 1
+CustomerId = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
+StoreId = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
 
 
 @router.get("/device", response_model=DeviceInfo, tags=["devices"])
@@ -43,10 +55,12 @@ def get_device(who: AnyDeviceDep, svc: ServicesDep) -> DeviceInfo:
 @router.post("/checkouts", response_model=CheckoutResponse, tags=["till"])
 def post_checkout(body: CheckoutRequest, who: TillDep, svc: ServicesDep) -> CheckoutResponse:
     """Bind the customer at the counter to the scanned receipt; answer with the VIP card."""
+    timestamps.check_recent(svc.settings, "captured_at", body.captured_at)
+    timestamps.check_recent(svc.settings, "receipt.scanned_at", body.receipt.scanned_at)
     return checkout.checkout(svc, who, body)
 
 
-DecisionId = Annotated[int, FastApiPath(ge=1, le=2**63 - 1, description="the card's decision_id")]
+DecisionId = Annotated[int, FastApiPath(ge=1, le=MAX_ID, description="the card's decision_id")]
 
 
 @router.post("/decisions/{decision_id}/confirm", response_model=DecisionAnswer, tags=["till"])
@@ -64,30 +78,31 @@ def post_reject(decision_id: DecisionId, who: TillDep, svc: ServicesDep) -> Deci
 @router.post("/sightings", response_model=SightingResponse, tags=["entrance"])
 def post_sighting(body: SightingRequest, who: EntranceDep, svc: ServicesDep) -> SightingResponse:
     """A face at the entrance: count the visitor, recognise, raise a VIP-arrival alert."""
+    timestamps.check_recent(svc.settings, "captured_at", body.captured_at)
     return sightings.sighting(svc, who, body)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
-def get_customer(customer_id: int, who: TillDep, svc: ServicesDep) -> CustomerOut:
+def get_customer(customer_id: CustomerId, who: TillDep, svc: ServicesDep) -> CustomerOut:
     return customers.get_customer(svc, who, customer_id)
 
 
 @router.get("/customers/{customer_id}/history", response_model=CustomerHistory, tags=["customers"])
-def get_history(customer_id: int, who: TillDep, svc: ServicesDep) -> CustomerHistory:
+def get_history(customer_id: CustomerId, who: TillDep, svc: ServicesDep) -> CustomerHistory:
     """The customer's receipts in this store, newest first."""
     return customers.history(svc, who, customer_id)
 
 
 @router.put("/customers/{customer_id}/membership", response_model=CustomerOut, tags=["customers"])
 def put_membership(
-    customer_id: int, body: MembershipRequest, who: TillDep, svc: ServicesDep
+    customer_id: CustomerId, body: MembershipRequest, who: TillDep, svc: ServicesDep
 ) -> CustomerOut:
     """Bind a VIP number and name; refused without the customer's consent."""
     return customers.bind_membership(svc, who, customer_id, body)
 
 
 @router.delete("/customers/{customer_id}", status_code=204, tags=["customers"])
-def delete_customer(customer_id: int, who: TillDep, svc: ServicesDep) -> Response:
+def delete_customer(customer_id: CustomerId, who: TillDep, svc: ServicesDep) -> Response:
     """Delete the customer's faces, visits and personal fields; receipts stay, unlinked."""
     customers.delete_customer(svc, who, customer_id)
     return Response(status_code=204)
@@ -95,7 +110,7 @@ def delete_customer(customer_id: int, who: TillDep, svc: ServicesDep) -> Respons
 
 @router.get("/stores/{store_id}/alerts", tags=["staff"])
 async def stream_alerts(
-    store_id: int,
+    store_id: StoreId,
     request: Request,
     who: AnyDeviceDep,
     svc: ServicesDep,
@@ -104,10 +119,12 @@ async def stream_alerts(
     """Server-sent events: `vip_arrival` with a VipArrival body; resumes after Last-Event-ID."""
     if store_id != who.store_id:
         raise HTTPException(403, "a device may only follow its own store's alerts")
-    if last_event_id is not None and last_event_id.isdigit():
-        after = int(last_event_id)
-    else:
-        after = await run_in_threadpool(alerts.latest_alert_id, svc, store_id)
+    resumed = resume_point(last_event_id)
+    after = (
+        resumed
+        if resumed is not None
+        else await run_in_threadpool(alerts.latest_alert_id, svc, store_id)
+    )
 
     async def events() -> AsyncIterator[str]:
         nonlocal after
@@ -135,6 +152,18 @@ async def stream_alerts(
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
+
+
+def resume_point(last_event_id: str | None) -> int | None:
+    """The event id a client resumes after, or None (start from now) when Last-Event-ID is
+    missing, not a plain decimal number, or beyond any id the database can hold."""
+    if last_event_id is None:
+        return None
+    value = last_event_id.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 19):
+        return None
+    after = int(value)
+    return after if after <= MAX_ID else None
 
 
 # /healthz and /readyz: cloud_api.api.health

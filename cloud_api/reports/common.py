@@ -31,6 +31,9 @@ AGE_BANDS: tuple[tuple[str, float, float], ...] = (
 )
 UNKNOWN = "unknown"
 MAX_DAYS = 3 * 366
+#: the dates a report may cover: those a device's timestamps may carry (contract.models), far
+#: from the calendar's ends so that a day added or a time zone applied never overflows
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(8999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,16 @@ def as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
+def check_day(field: str, day: date) -> None:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise Unprocessable(
+            f"{field}: a report's dates lie between {EARLIEST_DAY} and {LATEST_DAY}"
+        )
+
+
 def window(session: Session, filters: ReportFilters) -> Window:
+    check_day("from", filters.date_from)
+    check_day("to", filters.date_to)
     if filters.date_to < filters.date_from:
         raise Unprocessable(
             f"to: the end date {filters.date_to} is before the start date {filters.date_from}"

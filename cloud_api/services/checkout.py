@@ -244,12 +244,17 @@ def _decision_row(
     )
 
 
+#: the largest lifetime spend the column holds (NUMERIC(14, 2)); a customer at it stays at it
+MAX_LIFETIME_SPEND = Decimal("999999999999.99")
+
+
 def link_receipt(session: Session, caller: Caller, receipt: Receipt, customer: Customer) -> None:
     """Bind a receipt to its customer: history, spend and a counted visit."""
     receipt.customer_id = customer.id
     for line in receipt.items:
         line.customer_id = customer.id
-    customer.lifetime_spend = (customer.lifetime_spend or Decimal(0)) + receipt.total
+    spend = (customer.lifetime_spend or Decimal(0)) + receipt.total
+    customer.lifetime_spend = min(spend, MAX_LIFETIME_SPEND)  # saturates: never a column overflow
     count_visit(session, caller, customer, "checkout", receipt.id, receipt.scanned_at)
     session.flush()
 

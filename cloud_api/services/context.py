@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.services.demographics import DemographicsEstimator
+from cloud_api.services.demographics import DemographicsEstimator, prepare
 from cloud_api.services.recognizer import Recognizer
 from cloud_api.settings import CloudSettings
 from contract import Demographics, FaceCrop
@@ -34,5 +34,6 @@ class Services:
     def estimate(self, crop: FaceCrop | None) -> Demographics | None:
         if crop is None or self.demographics is None:
             return None
+        chips = prepare(crop)  # the untrusted JPEG is decoded outside the shared lock
         with self._demographics_lock:  # onnxruntime sessions are shared by request threads
-            return self.demographics.estimate(crop)
+            return self.demographics.infer(chips)
