@@ -17,7 +17,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import admin
@@ -88,6 +88,31 @@ def test_upgrade_from_empty_to_head(empty_database_url: str) -> None:  # noqa: F
     assert current(empty_database_url) == head_revision() == "0005"
     assert _tables(empty_database_url) == set(Base.metadata.tables) | {"alembic_version"}
     ensure_current(empty_database_url)
+
+
+def test_sqlite_never_reuses_the_id_of_a_deleted_row(tmp_path: Path) -> None:
+    """Every table the models mark `sqlite_autoincrement` keeps AUTOINCREMENT through every
+    migration (SQLite rebuilds a table to add some columns). Without it, the id of the newest
+    deleted row comes back: a process that remembers sample ids it has read skips the new one."""
+    url = f"sqlite:///{tmp_path / 'ids.db'}"
+    upgrade(url)
+    wanted = {
+        name
+        for name, table in Base.metadata.tables.items()
+        if table.dialect_kwargs.get("sqlite_autoincrement")
+    }
+    assert "face_samples" in wanted and "receipts" in wanted
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            schema = dict(
+                connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+                .tuples()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert {name for name in wanted if "AUTOINCREMENT" not in schema[name]} == set()
 
 
 def test_schema_matches_models(module_migrated_url: str) -> None:  # noqa: F811

@@ -121,3 +121,36 @@ def _identify(recognizer: Recognizer, probes: list[Embedding], context: QueryCon
     """The customer the probes are accepted as (the returning target), or None."""
     found = recognizer.decide(probes, context).returning
     return None if found is None else found.customer_id
+
+
+def test_a_customer_enrolled_after_the_newest_one_was_deleted_is_found(
+    migrated_url: str,  # noqa: F811
+) -> None:
+    """Deleting the newest customer must not make the next samples invisible (on SQLite a
+    table without AUTOINCREMENT hands the deleted rows' ids out again)."""
+    from cloud_api.services.customers import purge
+
+    sessions = session_factory(make_engine(migrated_url))
+    with sessions() as session, session.begin():
+        admin.create_region(session, "West")
+        store = admin.create_store(session, "West", "W001", "West One")
+        store_id, region_id = store.id, store.region_id
+    rng = np.random.default_rng(3)
+    recognizer = Recognizer(sessions, policy=DecisionPolicy(), index_dir=None)
+    try:
+        recognizer.load()
+        gone = _customer_with_samples(sessions, store_id, region_id, [_unit(rng)])
+        recognizer.sync()
+        with sessions() as session, session.begin():
+            purge(session, [gone])
+        recognizer.forget(gone)
+        face = _unit(rng)
+        newcomer = _customer_with_samples(sessions, store_id, region_id, [face])
+        assert recognizer.sync() == (1, 1)
+        context = QueryContext(
+            region_id=region_id, store_id=store_id, gender="unknown", age_band=-1
+        )
+        probe = Embedding(vector=[float(x) for x in face], quality=0.9)
+        assert _identify(recognizer, [probe, probe], context) == newcomer
+    finally:
+        recognizer.close()
