@@ -105,7 +105,7 @@ def test_sqlite_never_reuses_the_id_of_a_deleted_row(tmp_path: Path) -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            schema = dict(
+            schema: dict[str, str] = dict(
                 connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type='table'"))
                 .tuples()
                 .all()

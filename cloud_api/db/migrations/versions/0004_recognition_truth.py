@@ -32,15 +32,15 @@ def _utc() -> sa.DateTime:
 
 #: SQLite rebuilds a table to add a NOT NULL column: keep AUTOINCREMENT, or ids of deleted
 #: rows come back and processes that remember ids they have read would skip the new rows
-_BATCH = {"table_kwargs": {"sqlite_autoincrement": True}}
+_AUTOINCREMENT: dict[str, object] = {"sqlite_autoincrement": True}
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("face_samples", **_BATCH) as batch:
+    with op.batch_alter_table("face_samples", table_kwargs=_AUTOINCREMENT) as batch:
         batch.add_column(
             sa.Column("verified", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
-    with op.batch_alter_table("receipts", **_BATCH) as batch:
+    with op.batch_alter_table("receipts", table_kwargs=_AUTOINCREMENT) as batch:
         batch.add_column(sa.Column("loyalty_id", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("payment_token", sa.String(length=64), nullable=True))
     op.create_table(
@@ -105,8 +105,8 @@ def downgrade() -> None:
     op.drop_table("recognition_decisions")
     op.drop_index(op.f("ix_payment_tokens_customer_id"), table_name="payment_tokens")
     op.drop_table("payment_tokens")
-    with op.batch_alter_table("receipts", **_BATCH) as batch:
+    with op.batch_alter_table("receipts", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("payment_token")
         batch.drop_column("loyalty_id")
-    with op.batch_alter_table("face_samples", **_BATCH) as batch:
+    with op.batch_alter_table("face_samples", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("verified")

@@ -22,14 +22,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 #: keep AUTOINCREMENT should SQLite rebuild the table (ids of deleted users never come back)
-_BATCH = {"table_kwargs": {"sqlite_autoincrement": True}}
+_AUTOINCREMENT: dict[str, object] = {"sqlite_autoincrement": True}
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users", **_BATCH) as batch:
+    with op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
         batch.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users", **_BATCH) as batch:
+    with op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("disabled_at")
