@@ -152,7 +152,7 @@ def database(backend: str, directory: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serve(url: str, directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve(url: str, directory: Path, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`storesight-cloud serve` as its own process; yields its base URL and the process."""
     port = free_port()
     env = {
@@ -161,6 +161,7 @@ def serve(url: str, directory: Path) -> Iterator[tuple[str, subprocess.Popen[byt
         "STORESIGHT_CLOUD_INDEX_DIR": str(directory / "index"),
         "STORESIGHT_CLOUD_AUTO_MIGRATE": "false",
         "STORESIGHT_LOG_JSON": "1",
+        "STORESIGHT_CLOUD_WORKERS": str(workers),
     }
     log_path = directory / "cloud.log"
     with log_path.open("ab") as log:
@@ -212,6 +213,20 @@ class People:
             person = len(self.served)
             self.served.append(person)
             return person
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process and its child processes (uvicorn's workers) have
+    used (Linux /proc; NaN elsewhere)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if total else float("nan")
 
 
 def checkout_body(face: Face, rng: np.random.Generator, till: int, n: int) -> bytes:
@@ -283,7 +298,7 @@ def run_backend(
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
         directory = Path(tmp)
         keys = setup_database(url, args.clients)
-        with serve(url, directory) as (base, process):
+        with serve(url, directory, args.workers) as (base, process):
             people = People(faces, args.returning, random.Random(0))
             tally = Tally()
             stop = threading.Event()
@@ -312,6 +327,7 @@ def run_backend(
                 if profile is not None
                 else None
             )
+            cpu_before = cpu_seconds(process.pid)
             started = time.perf_counter()
             for thread in threads:
                 thread.start()
@@ -326,6 +342,7 @@ def run_backend(
                     )
             stop.set()
             window = time.perf_counter() - started
+            cpu = cpu_seconds(process.pid) - cpu_before
             for thread in threads:
                 thread.join(timeout=60)
             if profiler is not None:
@@ -340,6 +357,7 @@ def run_backend(
     return {
         "backend": backend,
         "clients": args.clients,
+        "workers": args.workers,
         "seconds": round(window, 1),
         "checkouts": len(latencies),
         "checkouts_per_s": round(len(latencies) / window, 1),
@@ -347,6 +365,9 @@ def run_backend(
         "p95_ms": pct(95),
         "p99_ms": pct(99),
         "errors": tally.errors,
+        # load-independent: what one checkout costs the API process (all its threads)
+        "server_cpu_ms_per_checkout": round(1000 * cpu / max(1, len(latencies)), 1),
+        "server_cpu_share": round(cpu / window, 2),  # 1.0 = one core busy all the time
         "people_served": len(people.served),
     }
 
@@ -355,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/cloud_load.py", description=__doc__)
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="API processes (serve --workers)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--people", type=int, default=120, help="distinct faces (LFW people)")
     parser.add_argument(
@@ -381,8 +403,28 @@ def main(argv: list[str] | None = None) -> int:
             else None
         )
         rows.append(run_backend(backend, faces, args, profile))
-    headers = ["backend", "clients", "checkouts/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
-    keys = ["backend", "clients", "checkouts_per_s", "p50_ms", "p95_ms", "p99_ms", "errors"]
+    headers = [
+        "backend",
+        "clients",
+        "workers",
+        "checkouts/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+    ]
+    headers += ["API CPU ms/checkout", "API cores"]
+    keys = [
+        "backend",
+        "clients",
+        "workers",
+        "checkouts_per_s",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "errors",
+    ]
+    keys += ["server_cpu_ms_per_checkout", "server_cpu_share"]
     print(format_table(headers, [[row[k] for k in keys] for row in rows]))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
