@@ -28,7 +28,8 @@ def decode_crop(crop: FaceCrop) -> RGBImage:
 
 
 class DemographicsEstimator:
-    """Loads Cydral's age and gender networks once; not thread-safe (guard with a lock)."""
+    """Loads Cydral's age and gender networks once; thread-safe (onnxruntime's `run` may be
+    called from several threads at once, and nothing else here is shared)."""
 
     def __init__(self, store: ModelStore | None = None, runtime: RuntimeSettings | None = None):
         store = store if store is not None else ModelStore()
