@@ -72,7 +72,7 @@ def checkout(rng: np.random.Generator, till: int, n: int) -> CheckoutRequest:
 class CloudProcess:
     """`storesight-cloud serve` on a fixed port, started and SIGKILLed at will."""
 
-    def __init__(self, url: str, index_dir: Path, port: int, log: Path) -> None:
+    def __init__(self, url: str, index_dir: Path, port: int, log: Path, **env: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self._args = [sys.executable, "-m", "cloud_api.cli", "serve", "--port", str(port)]
         self._env = {
@@ -81,6 +81,7 @@ class CloudProcess:
             "STORESIGHT_CLOUD_INDEX_DIR": str(index_dir),
             "STORESIGHT_CLOUD_AUTO_MIGRATE": "false",
             **CLOUD_ENV,
+            **env,
         }
         self._log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -120,6 +121,20 @@ def transport_failed(box: Outbox) -> bool:
     """Whether the till's oldest checkout last failed without an HTTP answer."""
     head = box.head()
     return head is not None and head.attempts > 0 and head.last_status is None
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned under `pid` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == str(pid) and b"spawn_main" in command:
+            found.append(int(proc.name))
+    return found
 
 
 def stored(url: str) -> int:
@@ -220,3 +235,41 @@ def test_api_killed_under_load_stores_every_receipt_exactly_once(
     assert sorted(numbers) == sorted(r.receipt.number for r in sent)  # each number once
     assert lines == 2 * len(sent)
     assert all(count == 1 for _, count in checkout_visits)
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers_stores_once_and_recognises_across_processes(
+    migrated_url: str,  # noqa: F811
+    tills: list[str],
+    tmp_path: Path,
+) -> None:
+    """`serve --workers 2`: two processes on one port, kept in step through the database."""
+    cloud = CloudProcess(
+        migrated_url,
+        tmp_path / "index",
+        free_port(),
+        tmp_path / "cloud.log",
+        STORESIGHT_CLOUD_WORKERS="2",
+    )
+    rng = np.random.default_rng(7)
+    requests = [checkout(rng, 0, 2 * n) for n in range(8)]  # even numbers carry a face
+    face = requests[0].embeddings
+    requests = [r.model_copy(update={"embeddings": face}) for r in requests]
+    try:
+        cloud.start()
+        headers = {"X-API-Key": tills[0], "Content-Type": "application/json"}
+        with httpx.Client(base_url=cloud.base, headers=headers) as client:
+            cards = []
+            for request in requests:
+                response = client.post(
+                    "/v1/checkouts", content=request.model_dump_json(exclude_none=True)
+                )
+                assert response.status_code == 200, response.text
+                cards.append(response.json()["card"])
+        assert cloud.process is not None
+        assert len(spawned_workers(cloud.process.pid)) == 2
+    finally:
+        cloud.stop()
+    assert [c["status"] for c in cards] == ["new"] + ["returning"] * 7
+    assert len({c["customer_id"] for c in cards}) == 1
+    assert stored(migrated_url) == len(requests)
