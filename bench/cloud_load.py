@@ -1,7 +1,8 @@
 """Checkouts per second the cloud sustains: simulated tills against `storesight-cloud serve`.
 
     python bench/cloud_load.py [--backends sqlite,postgresql] [--clients 8] [--seconds 30]
-                               [--people 120] [--returning 0.6] [--json FILE]
+                               [--workers 1] [--people 120] [--returning 0.6]
+                               [--profile FILE] [--json FILE]
 
 1. Real faces, computed once before anything is timed: the first photo of `--people` people
    from the shared LFW photos, through facelib (detection, alignment, embedding), giving one
@@ -17,16 +18,22 @@
    is someone already served (a returning customer), the rest a person not seen yet (a new
    customer) while there are any left.
 4. One row per backend: checkouts/s (2xx answers over the timed window), p50/p95/p99
-   latency of those answers, and errors (non-2xx answers and transport failures).
+   latency of those answers, errors (non-2xx answers and transport failures), and the API
+   processes' CPU time per checkout and in cores (Linux).
 
-Measured on the 2-core development machine (other work running), 8 clients, 30 s, crops
-included; `before` is the code as the issue found it, `after` with the changes it made
-(see README, Measuring):
+Before and after issue 13's load work (2-core development machine with other work running,
+8 clients, 30 s, crops included; the whole table and what changed: README, Measuring):
 
-    backend     clients  checkouts/s  p50 ms  p95 ms  p99 ms  errors
-    before
-    sqlite      8        (see README)
-    postgresql  8
+    code    backend     workers  checkouts/s  p50 ms  p95 ms  p99 ms  errors
+    before  sqlite      1        33.3         82      1045    2806    0
+    before  postgresql  1        26.5         288     428     500     0
+    after   sqlite      1        35.6         103     828     1891    0
+    after   postgresql  1        31.8         240     373     409     0
+    after   sqlite      2        55.3         65      583     1409    0
+    after   postgresql  2        52.7         155     220     265     0
+
+`--profile FILE` records the API process with py-spy (GIL-holding samples: where its CPU
+goes) into FILE-BACKEND as a speedscope profile.
 """
 
 from __future__ import annotations
