@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -87,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[database], help="run the HTTP API")
     serve.add_argument("--host", help="interface to listen on (default: settings.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: settings.port)")
+    serve.add_argument(
+        "--workers", type=int, help="API processes serving the port (default: settings.workers)"
+    )
     serve.set_defaults(handler=_serve)
 
     seed = sub.add_parser(
@@ -266,6 +270,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     settings = CloudSettings(**overrides)
     _check_database_reachable(settings)
     try:
@@ -279,7 +285,19 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         database=display_url(settings.database_url),
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+        return 0
+    # Each worker process builds the app from the environment: hand the overrides down.
+    os.environ["STORESIGHT_CLOUD_DATABASE_URL"] = settings.database_url
+    uvicorn.run(
+        "cloud_api.cli:worker_app",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+    )
     return 0
 
 
@@ -307,6 +325,15 @@ def _check_database_reachable(settings: CloudSettings) -> None:
         ) from None
     finally:
         engine.dispose()
+
+
+def worker_app() -> Any:
+    """The app of one of several `serve` worker processes (uvicorn imports it by name)."""
+    from cloud_api.api.app import create_app
+
+    configure_logging()
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return create_app()
 
 
 def _create_region(args: argparse.Namespace) -> int:

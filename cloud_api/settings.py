@@ -39,6 +39,13 @@ class CloudSettings(BaseSettings):
         True, description="upgrade the database schema at start (the embedded default needs it)"
     )
     host: str = "127.0.0.1"
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API processes serving the port (`serve`); each has its own recogniser, "
+        "kept in step with the others through the database",
+    )
     port: int = Field(8700, ge=1, le=65535)
     recognition: DecisionPolicy = Field(
         DecisionPolicy(),

@@ -53,3 +53,20 @@ def test_age_and_gender_on_real_crops(data_dir: Path, analyzer: FaceAnalyzer) ->
     # The networks score about MAE 6 and 85% here; chance would be ~MAE 20 and 55%.
     assert report.age_mae < 8.0
     assert report.gender_accuracy > 0.78
+
+
+def test_the_cloud_estimator_gives_the_same_answers_from_many_threads(data_dir: Path) -> None:
+    """The API runs age/gender on request threads without a lock: answers from 8 threads at
+    once equal the ones computed one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cloud_api.services.demographics import DemographicsEstimator
+    from tests.face_samples import face_sample
+
+    people = sorted(p for p in (data_dir / "faces" / "lfw").iterdir() if p.is_dir())[:4]
+    crops = [face_sample(sorted(person.glob("*.jpg"))[0]).crop for person in people]
+    estimator = DemographicsEstimator()
+    alone = [estimator.estimate(crop) for crop in crops]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(estimator.estimate, crops * 16))
+    assert together == alone * 16

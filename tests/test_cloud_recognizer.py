@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import admin
@@ -121,6 +124,131 @@ def _identify(recognizer: Recognizer, probes: list[Embedding], context: QueryCon
     """The customer the probes are accepted as (the returning target), or None."""
     found = recognizer.decide(probes, context).returning
     return None if found is None else found.customer_id
+
+
+def _sample(
+    customer_id: int, store_id: int, region_id: int, vector: NDArray[np.float32], **kw: int
+) -> FaceSample:
+    return FaceSample(
+        customer_id=customer_id,
+        region_id=region_id,
+        store_id=store_id,
+        gender="unknown",
+        age_band=-1,
+        descriptor=to_bytes(vector),
+        quality=0.9,
+        **kw,
+    )
+
+
+def test_sync_reads_a_sample_committed_below_the_newest_id_read(
+    migrated_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Ids commit out of order (concurrent transactions): a gap below the newest id read is
+    read when its row arrives."""
+    sessions = session_factory(make_engine(migrated_url))
+    with sessions() as session, session.begin():
+        admin.create_region(session, "West")
+        store = admin.create_store(session, "West", "W001", "West One")
+        store_id, region_id = store.id, store.region_id
+    rng = np.random.default_rng(2)
+    _customer_with_samples(sessions, store_id, region_id, [_unit(rng)])
+    recognizer = Recognizer(sessions, policy=DecisionPolicy(), index_dir=tmp_path / "index")
+    try:
+        assert recognizer.load() == 1
+        with sessions() as session:
+            newest = max(session.scalars(select(FaceSample.id)).all())
+        late, early = _unit(rng), _unit(rng)
+        second = _customer_with_samples(sessions, store_id, region_id, [])
+        third = _customer_with_samples(sessions, store_id, region_id, [])
+        with sessions() as session, session.begin():
+            session.add(_sample(second, store_id, region_id, early, id=newest + 2))
+        assert recognizer.sync() == (1, 0)
+        with sessions() as session, session.begin():  # the transaction that took newest + 1
+            session.add(_sample(third, store_id, region_id, late, id=newest + 1))
+        assert recognizer.sync() == (1, 0)
+        assert recognizer.sync() == (0, 0)
+        context = QueryContext(
+            region_id=region_id, store_id=store_id, gender="unknown", age_band=-1
+        )
+        probe = Embedding(vector=[float(x) for x in late], quality=0.9)
+        assert _identify(recognizer, [probe], context) == third
+    finally:
+        recognizer.close()
+
+
+class _CountingLock:
+    """A lock that says how many threads wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._guard = threading.Lock()
+        self.waiting = 0
+
+    def __enter__(self) -> None:
+        with self._guard:
+            self.waiting += 1
+        self._lock.acquire()
+        with self._guard:
+            self.waiting -= 1
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+
+
+def test_threads_asking_during_a_sync_share_the_next_one(
+    migrated_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A sync that started after a call covers it: request threads that queue behind a
+    running sync are served by one more sync, not one each; and each sees every sample
+    committed before it asked."""
+    sessions = session_factory(make_engine(migrated_url))
+    with sessions() as session, session.begin():
+        admin.create_region(session, "West")
+        store = admin.create_store(session, "West", "W001", "West One")
+        store_id, region_id = store.id, store.region_id
+    rng = np.random.default_rng(3)
+    recognizer = Recognizer(sessions, policy=DecisionPolicy(), index_dir=tmp_path / "index")
+    try:
+        recognizer.load()
+        entered, release = threading.Event(), threading.Event()
+        opened: list[int] = []
+
+        def factory() -> Session:
+            opened.append(1)
+            if len(opened) == 1:  # the first sync stalls in the database
+                entered.set()
+                assert release.wait(30)
+            return sessions()
+
+        lock = _CountingLock()
+        recognizer._factory = factory  # type: ignore[assignment]
+        recognizer._sync_lock = lock  # type: ignore[assignment]
+        results: list[tuple[int, int]] = []
+        first = threading.Thread(target=lambda: results.append(recognizer.sync()))
+        first.start()
+        assert entered.wait(30)
+        vector = _unit(rng)
+        customer = _customer_with_samples(sessions, store_id, region_id, [vector])
+        queued = [
+            threading.Thread(target=lambda: results.append(recognizer.sync())) for _ in range(3)
+        ]
+        for thread in queued:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while lock.waiting < 3:
+            assert time.monotonic() < deadline, "the threads did not queue"
+            time.sleep(0.01)
+        release.set()
+        for thread in [first, *queued]:
+            thread.join(30)
+        assert len(opened) == 2  # the stalled sync, and one for the three that queued
+        assert sorted(results) == [(0, 0), (0, 0), (0, 0), (1, 0)]
+        assert recognizer.knows(customer)
+    finally:
+        recognizer.close()
 
 
 def test_a_customer_enrolled_after_the_newest_one_was_deleted_is_found(

@@ -112,7 +112,6 @@ def _record(
             for item in receipt_data.items
         ],
     )
-    session.add(receipt)
     _remember_products(session, request)
 
     truth, source = ground_truth(session, receipt_data)
@@ -124,6 +123,11 @@ def _record(
     customer, status = _who(session, services, caller, verdict, truth, demographics)
     if truth is not None and source == "loyalty":
         learn_payment_token(session, receipt_data.payment_token, truth)
+    # Added once the customer is known, so the receipt and its lines are inserted with the
+    # customer's id rather than inserted and then updated (link_receipt sets the same ids).
+    session.add(receipt)
+    if customer is not None:
+        _set_customer(receipt, customer)
     session.flush()  # ids for the receipt and the customer
     decision = _decision_row(caller, receipt, verdict, customer, truth, source, had_face)
     session.add(decision)
@@ -250,13 +254,17 @@ MAX_LIFETIME_SPEND = Decimal("999999999999.99")
 
 def link_receipt(session: Session, caller: Caller, receipt: Receipt, customer: Customer) -> None:
     """Bind a receipt to its customer: history, spend and a counted visit."""
-    receipt.customer_id = customer.id
-    for line in receipt.items:
-        line.customer_id = customer.id
+    _set_customer(receipt, customer)
     spend = (customer.lifetime_spend or Decimal(0)) + receipt.total
     customer.lifetime_spend = min(spend, MAX_LIFETIME_SPEND)  # saturates: never a column overflow
     count_visit(session, caller, customer, "checkout", receipt.id, receipt.scanned_at)
     session.flush()
+
+
+def _set_customer(receipt: Receipt, customer: Customer) -> None:
+    receipt.customer_id = customer.id
+    for line in receipt.items:
+        line.customer_id = customer.id
 
 
 def _here(caller: Caller, customer: Customer) -> QueryContext:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,11 +28,10 @@ class Services:
     sessions: sessionmaker[Session]
     recognizer: Recognizer
     demographics: DemographicsEstimator | None
-    _demographics_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def estimate(self, crop: FaceCrop | None) -> Demographics | None:
         if crop is None or self.demographics is None:
             return None
-        chips = prepare(crop)  # the untrusted JPEG is decoded outside the shared lock
-        with self._demographics_lock:  # onnxruntime sessions are shared by request threads
-            return self.demographics.infer(chips)
+        # the untrusted JPEG is decoded first, checked against its header; no lock: request
+        # threads run the shared onnxruntime sessions at the same time (Run is thread-safe)
+        return self.demographics.infer(prepare(crop))

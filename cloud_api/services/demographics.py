@@ -59,8 +59,9 @@ def prepare(crop: FaceCrop) -> Chips:
 
 
 class DemographicsEstimator:
-    """Loads Cydral's age and gender networks once; `infer` is not thread-safe (guard it with
-    a lock), `prepare` (decoding the untrusted crop) is and runs outside that lock."""
+    """Loads Cydral's age and gender networks once; thread-safe (onnxruntime's `run` may be
+    called from several threads at once, and nothing else here is shared). `prepare` decodes
+    the untrusted crop after checking its header; `infer` runs the networks."""
 
     def __init__(self, store: ModelStore | None = None, runtime: RuntimeSettings | None = None):
         store = store if store is not None else ModelStore()

@@ -73,6 +73,7 @@ class Recognizer:
         self._high_sample_id = 0
         self._recent_ids: set[int] = set()
         self._high_deletion_id = 0
+        self._synced_from = 0  # monotonic_ns when the last completed sync started
         self._last_rebuild = time.monotonic()
         self._loaded = False
 
@@ -116,31 +117,49 @@ class Recognizer:
         return total
 
     def sync(self) -> tuple[int, int]:
-        """Apply samples and deletions committed since the last sync (by any process)."""
-        with self._sync_lock, self._factory() as session:
-            low = max(0, self._high_sample_id - LOOK_BACK_IDS)
-            ids = session.scalars(select(FaceSample.id).where(FaceSample.id > low)).all()
-            unseen = sorted(i for i in ids if i not in self._recent_ids)
-            fresh: list[FaceSample] = []
-            for start in range(0, len(unseen), 500):
-                chunk = unseen[start : start + 500]
-                fresh += session.scalars(
-                    select(FaceSample).where(FaceSample.id.in_(chunk)).order_by(FaceSample.id)
-                ).all()
-            if fresh:
-                self._add_rows(fresh)
-            if ids:
-                self._high_sample_id = max(self._high_sample_id, max(ids))
-            floor = self._high_sample_id - LOOK_BACK_IDS
-            self._recent_ids = {i for i in self._recent_ids if i > floor}
-            deletions = session.scalars(
-                select(CustomerDeletion)
-                .where(CustomerDeletion.id > self._high_deletion_id)
-                .order_by(CustomerDeletion.id)
+        """Apply samples and deletions committed since the last sync (by any process).
+
+        A call that finds another thread's sync running waits for it and then returns at
+        once when a sync that started after this call has completed: that one read
+        everything committed before this call (so request threads share one sync)."""
+        asked = time.monotonic_ns()
+        with self._sync_lock:
+            if self._synced_from > asked:
+                return 0, 0
+            began = time.monotonic_ns()
+            with self._factory() as session:
+                counts = self._sync(session)
+            self._synced_from = began
+            return counts
+
+    def _sync(self, session: Session) -> tuple[int, int]:
+        # Unseen rows: above the newest id read, or the gaps below it within the look-back
+        # (ids a concurrent transaction took and had not committed when it was last read).
+        high = self._high_sample_id
+        low = max(0, high - LOOK_BACK_IDS)
+        gaps = [i for i in range(low + 1, high + 1) if i not in self._recent_ids]
+        fresh = list(
+            session.scalars(
+                select(FaceSample).where(FaceSample.id > high).order_by(FaceSample.id)
             ).all()
-            for deletion in deletions:
-                self.gallery.remove(deletion.customer_id)
-                self._high_deletion_id = deletion.id
+        )
+        for start in range(0, len(gaps), 500):
+            chunk = gaps[start : start + 500]
+            fresh += session.scalars(select(FaceSample).where(FaceSample.id.in_(chunk))).all()
+        if fresh:
+            fresh.sort(key=lambda row: row.id)
+            self._add_rows(fresh)
+            self._high_sample_id = max(high, fresh[-1].id)
+        floor = self._high_sample_id - LOOK_BACK_IDS
+        self._recent_ids = {i for i in self._recent_ids if i > floor}
+        deletions = session.scalars(
+            select(CustomerDeletion)
+            .where(CustomerDeletion.id > self._high_deletion_id)
+            .order_by(CustomerDeletion.id)
+        ).all()
+        for deletion in deletions:
+            self.gallery.remove(deletion.customer_id)
+            self._high_deletion_id = deletion.id
         return len(fresh), len(deletions)
 
     def _add_rows(self, rows: Iterable[FaceSample]) -> None:

@@ -59,6 +59,7 @@ def build_card(
     distance: float | None,
     demographics: Demographics | None,
 ) -> VipCard:
+    liked = preferences(session, customer.id)
     return VipCard(
         customer_id=customer.id,
         status=status,
@@ -66,9 +67,9 @@ def build_card(
         member=member_info(customer),
         purchase_level=purchase_level(customer.lifetime_spend),
         lifetime_spend=customer.lifetime_spend,
-        preferences=preferences(session, customer.id),
+        preferences=liked,
         last_visits=last_visits(session, customer.id, store_id),
-        recommendations=recommendations(session, customer.id),
+        recommendations=recommendations(session, customer.id, liked),
         demographics=demographics,
         match_distance=round(distance, 4) if distance is not None else None,
     )
@@ -140,10 +141,13 @@ def last_visits(session: Session, customer_id: int, store_id: int) -> list[Visit
     return [VisitSummary(at=a, store_id=s, store_name=n, total=t) for a, s, n, t in rows]
 
 
-def recommendations(session: Session, customer_id: int) -> list[ProductSuggestion]:
+def recommendations(
+    session: Session, customer_id: int, liked: Preferences | None = None
+) -> list[ProductSuggestion]:
     """Products bought by customers who bought what this one bought, not yet by this one.
 
-    Falls back to the best sellers of the customer's favourite category.
+    Falls back to the best sellers of the customer's favourite category (from `liked`, the
+    customer's preferences when the caller has them already).
     """
     own_skus = select(LineItem.sku).join(Receipt).where(Receipt.customer_id == customer_id)
     similar = (
@@ -176,14 +180,15 @@ def recommendations(session: Session, customer_id: int) -> list[ProductSuggestio
         for sku, name, category, brand, count in rows
     ]
     if len(out) < RECOMMENDATIONS:
-        out += _category_best_sellers(session, customer_id, {s.sku for s in out})
+        liked = liked if liked is not None else preferences(session, customer_id)
+        out += _category_best_sellers(session, customer_id, liked, {s.sku for s in out})
     return out[:RECOMMENDATIONS]
 
 
 def _category_best_sellers(
-    session: Session, customer_id: int, exclude: set[str]
+    session: Session, customer_id: int, liked: Preferences, exclude: set[str]
 ) -> list[ProductSuggestion]:
-    favourite = preferences(session, customer_id).categories
+    favourite = liked.categories
     if not favourite:
         return []
     own_skus = select(LineItem.sku).join(Receipt).where(Receipt.customer_id == customer_id)

@@ -1,0 +1,446 @@
+"""Checkouts per second the cloud sustains: simulated tills against `storesight-cloud serve`.
+
+    python bench/cloud_load.py [--backends sqlite,postgresql] [--clients 8] [--seconds 30]
+                               [--workers 1] [--people 120] [--returning 0.6]
+                               [--profile FILE] [--json FILE]
+
+1. Real faces, computed once before anything is timed: the first photo of `--people` people
+   from the shared LFW photos, through facelib (detection, alignment, embedding), giving one
+   descriptor and the aligned 150x150 chip as JPEG per person.
+2. Per backend, a fresh database (SQLite in a temp dir; PostgreSQL: a throwaway database on
+   STORESIGHT_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres,
+   dropped afterwards), one store with `--clients` tills, then `storesight-cloud serve` as its
+   own process (log in the temp dir), with age/gender estimation on.
+3. `--clients` tills (threads, one HTTP connection each) post checkouts back to back for
+   `--seconds`: each a receipt of 1-3 catalogue lines, 8 shots of one person's face encoded
+   as the kiosk sends them (`Embedding.compact`, f16; the descriptor with a little noise per
+   shot, as consecutive frames differ) and the face crop. A share `--returning` of checkouts
+   is someone already served (a returning customer), the rest a person not seen yet (a new
+   customer) while there are any left.
+4. One row per backend: checkouts/s (2xx answers over the timed window), p50/p95/p99
+   latency of those answers, errors (non-2xx answers and transport failures), and the API
+   processes' CPU time per checkout and in cores (Linux).
+
+Before and after issue 13's load work (2-core development machine with other work running,
+8 clients, 30 s, crops included; the whole table and what changed: README, Measuring):
+
+    code    backend     workers  checkouts/s  p50 ms  p95 ms  p99 ms  errors
+    before  sqlite      1        33.3         82      1045    2806    0
+    before  postgresql  1        26.5         288     428     500     0
+    after   sqlite      1        35.6         103     828     1891    0
+    after   postgresql  1        31.8         240     373     409     0
+    after   sqlite      2        55.3         65      583     1409    0
+    after   postgresql  2        52.7         155     220     265     0
+
+`--profile FILE` records the API process with py-spy (GIL-holding samples: where its CPU
+goes) into FILE-BACKEND as a speedscope profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from contract import Embedding  # noqa: E402
+from demo.run import CATALOGUE, free_port, receipt_body  # noqa: E402
+from evaluation.data_paths import shared_data_dir  # noqa: E402
+from evaluation.tables import format_table  # noqa: E402
+
+SHOTS = 8
+#: Per-value noise between one shot and the next (descriptors are unit-norm, 128-d).
+SHOT_NOISE = 0.01
+BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class Face:
+    descriptor: NDArray[np.float32]  # unit norm
+    crop_base64: str
+
+
+def load_faces(count: int) -> list[Face]:
+    """One face per person, the first photo of the first `count` LFW people with a face."""
+    import base64
+
+    import cv2
+
+    from facelib.analyzer import FaceAnalyzer
+    from facelib.config import FaceLibSettings
+    from facelib.images import read_rgb
+
+    root = shared_data_dir() / "faces" / "lfw"
+    if not root.is_dir():
+        raise SystemExit(f"LFW photos not found: {root} (set STORESIGHT_DATA_DIR)")
+    analyzer = FaceAnalyzer(FaceLibSettings(estimate_age_gender=False))
+    faces: list[Face] = []
+    people = sorted(p for p in root.iterdir() if p.is_dir())
+    with tqdm(total=count, desc="faces", unit="face") as bar:
+        for person in people:
+            if len(faces) == count:
+                break
+            photos = sorted(person.glob("*.jpg"))
+            if not photos:
+                continue
+            found = analyzer.analyze(read_rgb(photos[0]))
+            found = [f for f in found if f.descriptor is not None]
+            if not found:
+                continue
+            face = max(found, key=lambda f: f.detection.box.area)
+            assert face.descriptor is not None
+            ok, jpeg = cv2.imencode(
+                ".jpg",
+                cv2.cvtColor(face.chips.embedding, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 90],
+            )
+            assert ok
+            vector = np.asarray(face.descriptor, dtype=np.float32)
+            faces.append(
+                Face(vector / np.linalg.norm(vector), base64.b64encode(jpeg.tobytes()).decode())
+            )
+            bar.update(1)
+    if len(faces) < count:
+        raise SystemExit(f"only {len(faces)} faces found under {root}, {count} asked for")
+    return faces
+
+
+def setup_database(url: str, tills: int) -> list[str]:
+    """Schema, one store and `tills` till keys."""
+    from cloud_api import admin
+    from cloud_api.db.migrate import upgrade
+    from cloud_api.db.session import make_engine, session_factory, transaction
+
+    upgrade(url)
+    engine = make_engine(url)
+    keys = []
+    try:
+        with transaction(session_factory(engine)) as session:
+            admin.create_region(session, "Load region")
+            admin.create_store(session, "Load region", "LOAD-1", "Load store")
+            for n in range(tills):
+                keys.append(admin.create_device(session, "LOAD-1", "till", f"till {n + 1}")[1])
+    finally:
+        engine.dispose()
+    return keys
+
+
+@contextmanager
+def database(backend: str, directory: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'cloud.db'}"
+        return
+    from tests.cloud_fixtures import temporary_postgres_database
+
+    with temporary_postgres_database() as url:
+        yield url
+
+
+@contextmanager
+def serve(url: str, directory: Path, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`storesight-cloud serve` as its own process; yields its base URL and the process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "STORESIGHT_CLOUD_DATABASE_URL": url,
+        "STORESIGHT_CLOUD_INDEX_DIR": str(directory / "index"),
+        "STORESIGHT_CLOUD_AUTO_MIGRATE": "false",
+        "STORESIGHT_LOG_JSON": "1",
+        "STORESIGHT_CLOUD_WORKERS": str(workers),
+    }
+    log_path = directory / "cloud.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cloud_api.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the cloud API exited; see {log_path}")
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the cloud API did not start within 120 s; see {log_path}")
+            time.sleep(0.2)
+        yield base, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class People:
+    """Who comes to the till next: someone already served, or the next new person."""
+
+    faces: list[Face]
+    returning: float
+    rng: random.Random
+    served: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self) -> int:
+        with self.lock:
+            fresh = len(self.served) < len(self.faces)
+            if self.served and (not fresh or self.rng.random() < self.returning):
+                return self.rng.choice(self.served)
+            person = len(self.served)
+            self.served.append(person)
+            return person
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process and its child processes (uvicorn's workers) have
+    used (Linux /proc; NaN elsewhere)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if total else float("nan")
+
+
+def checkout_body(face: Face, rng: np.random.Generator, till: int, n: int) -> bytes:
+    shots = []
+    for i in range(SHOTS):
+        vector = face.descriptor + rng.normal(0.0, SHOT_NOISE, face.descriptor.shape)
+        vector /= np.linalg.norm(vector)
+        shot = Embedding.compact(vector.tolist(), round(0.9 - 0.05 * i, 2))
+        shots.append(shot.model_dump(mode="json", exclude_none=True))
+    basket = [
+        (item, 1 + (n + k) % 2)
+        for k, item in enumerate(random.Random(n).sample(CATALOGUE, k=1 + n % 3))
+    ]
+    body = {
+        "idempotency_key": f"load-{till}-{n}-{uuid.uuid4().hex[:12]}",
+        "captured_at": datetime.now(UTC).isoformat(),
+        "receipt": receipt_body(f"L{till:02d}-{n:06d}", basket),
+        "embeddings": shots,
+        "face_crop": {"jpeg_base64": face.crop_base64},
+    }
+    return json.dumps(body).encode()
+
+
+@dataclass
+class Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ok(self, ms: float) -> None:
+        with self.lock:
+            self.latencies_ms.append(ms)
+
+    def error(self, what: str) -> None:
+        with self.lock:
+            self.errors += 1
+            self.first_error = self.first_error or what
+
+
+def till(
+    base: str, key: str, number: int, people: People, stop: threading.Event, tally: Tally
+) -> None:
+    rng = np.random.default_rng(number)
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            body = checkout_body(people.faces[people.next()], rng, number, n)
+            started = time.perf_counter()
+            try:
+                response = client.post("/v1/checkouts", content=body)
+            except httpx.HTTPError as error:
+                tally.error(f"{type(error).__name__}: {error}")
+                continue
+            elapsed = (time.perf_counter() - started) * 1000
+            if stop.is_set():  # answered after the window closed: not counted
+                break
+            if 200 <= response.status_code < 300:
+                tally.ok(elapsed)
+            else:
+                tally.error(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def run_backend(
+    backend: str, faces: list[Face], args: argparse.Namespace, profile: Path | None
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
+        directory = Path(tmp)
+        keys = setup_database(url, args.clients)
+        with serve(url, directory, args.workers) as (base, process):
+            people = People(faces, args.returning, random.Random(0))
+            tally = Tally()
+            stop = threading.Event()
+            threads = [
+                threading.Thread(
+                    target=till, args=(base, keys[i], i, people, stop, tally), daemon=True
+                )
+                for i in range(args.clients)
+            ]
+            profiler = (
+                subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "--pid",
+                        str(process.pid),
+                        "--duration",
+                        str(int(args.seconds)),
+                        "--format",
+                        "speedscope",
+                        "--output",
+                        str(profile),
+                        "--gil",  # only the thread holding the GIL: where the CPU goes
+                    ]
+                )
+                if profile is not None
+                else None
+            )
+            cpu_before = cpu_seconds(process.pid)
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            with tqdm(total=int(args.seconds), desc=backend, unit="s") as bar:
+                while (elapsed := time.perf_counter() - started) < args.seconds:
+                    time.sleep(min(1.0, args.seconds - elapsed))
+                    elapsed = time.perf_counter() - started
+                    done = len(tally.latencies_ms)
+                    bar.n = int(elapsed)
+                    bar.set_postfix(
+                        checkouts=done, per_s=f"{done / elapsed:.0f}", errors=tally.errors
+                    )
+            stop.set()
+            window = time.perf_counter() - started
+            cpu = cpu_seconds(process.pid) - cpu_before
+            for thread in threads:
+                thread.join(timeout=60)
+            if profiler is not None:
+                profiler.wait(timeout=120)
+    latencies = tally.latencies_ms
+    if tally.first_error:
+        print(f"{backend}: first error: {tally.first_error}", file=sys.stderr)
+
+    def pct(q: int) -> float:
+        return round(float(np.percentile(latencies, q)), 1) if latencies else float("nan")
+
+    return {
+        "backend": backend,
+        "clients": args.clients,
+        "workers": args.workers,
+        "seconds": round(window, 1),
+        "checkouts": len(latencies),
+        "checkouts_per_s": round(len(latencies) / window, 1),
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "errors": tally.errors,
+        # load-independent: what one checkout costs the API process (all its threads)
+        "server_cpu_ms_per_checkout": round(1000 * cpu / max(1, len(latencies)), 1),
+        "server_cpu_share": round(cpu / window, 2),  # 1.0 = one core busy all the time
+        "people_served": len(people.served),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/cloud_load.py", description=__doc__)
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="API processes (serve --workers)")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--people", type=int, default=120, help="distinct faces (LFW people)")
+    parser.add_argument(
+        "--returning", type=float, default=0.6, help="share of checkouts by someone served before"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record the server with py-spy into this speedscope file (per backend: NAME-BACKEND)",
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    if "postgresql" in backends:
+        from tests.cloud_fixtures import postgres_unavailable
+
+        reason = postgres_unavailable()
+        if reason is not None:
+            print(f"PostgreSQL skipped: {reason}", file=sys.stderr)
+            backends.remove("postgresql")
+    faces = load_faces(args.people)
+    rows = []
+    for backend in backends:
+        profile = (
+            args.profile.with_name(f"{args.profile.stem}-{backend}{args.profile.suffix}")
+            if args.profile is not None
+            else None
+        )
+        rows.append(run_backend(backend, faces, args, profile))
+    headers = [
+        "backend",
+        "clients",
+        "workers",
+        "checkouts/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+    ]
+    headers += ["API CPU ms/checkout", "API cores"]
+    keys = [
+        "backend",
+        "clients",
+        "workers",
+        "checkouts_per_s",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "errors",
+    ]
+    keys += ["server_cpu_ms_per_checkout", "server_cpu_share"]
+    print(format_table(headers, [[row[k] for k in keys] for row in rows]))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
