@@ -74,6 +74,9 @@ def build_chain(database_url: str, *, users: bool = False) -> Keys:
 
 
 def settings_for(database_url: str, index_dir: Path) -> CloudSettings:
+    """The chain's server settings. Sign-in limits are lifted: every test here signs in from
+    one address, as often as its table needs, and how many sign-ins fit the default bucket
+    would depend on how long the run takes (the limits have their own tests)."""
     return CloudSettings(
         database_url=database_url,
         index_dir=index_dir,
@@ -82,12 +85,21 @@ def settings_for(database_url: str, index_dir: Path) -> CloudSettings:
         auto_migrate=False,
         estimate_demographics=False,
         recognition=POLICY,
+        login_ip_burst=10_000,
+        login_ip_per_minute=10_000.0,
     )
 
 
-def checkout_body(shots: list[NDArray[np.float32]]) -> dict[str, Any]:
+def checkout_body(
+    shots: list[NDArray[np.float32]],
+    *,
+    loyalty_id: str | None = None,
+    payment_token: str | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
+    """A checkout as the kiosk sends it: f16 shots, one line item, fresh keys and numbers."""
     request = CheckoutRequest(
-        idempotency_key=uuid.uuid4().hex,
+        idempotency_key=key or uuid.uuid4().hex,
         captured_at=datetime.now(UTC),
         receipt=ReceiptIn(
             number=uuid.uuid4().hex[:10],
@@ -102,6 +114,8 @@ def checkout_body(shots: list[NDArray[np.float32]]) -> dict[str, Any]:
                     unit_price="10.00",
                 )
             ],
+            loyalty_id=loyalty_id,
+            payment_token=payment_token,
         ),
         embeddings=[Embedding.compact([float(v) for v in s], 0.9) for s in shots],
     )

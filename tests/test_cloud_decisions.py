@@ -29,15 +29,12 @@ from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.recognition.policy import DecisionPolicy, ThresholdCurve
 from cloud_api.settings import CloudSettings
 from contract import (
-    CheckoutRequest,
     CheckoutResponse,
     DecisionAnswer,
-    Embedding,
-    LineItem,
 )
-from contract import Receipt as ReceiptIn
 from tests.cloud_fixtures import migrated_url  # noqa: F401  (fixture)
 from tests.cloud_server import serve
+from tests.store_chain import checkout_body
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +64,8 @@ class Shop:
         payment_token: str | None = None,
         key: str | None = None,
     ) -> CheckoutResponse:
-        answer = self.post("/v1/checkouts", checkout_body(shots, loyalty_id, payment_token, key))
+        body = checkout_body(shots, loyalty_id=loyalty_id, payment_token=payment_token, key=key)
+        answer = self.post("/v1/checkouts", body)
         assert answer.status_code == 200, answer.text
         return CheckoutResponse.model_validate(answer.json())
 
@@ -92,36 +90,6 @@ class Shop:
         )
         assert joined.status_code == 200, joined.text
         return card.customer_id, face
-
-
-def checkout_body(
-    shots: list[NDArray[np.float32]],
-    loyalty_id: str | None = None,
-    payment_token: str | None = None,
-    key: str | None = None,
-) -> dict[str, Any]:
-    request = CheckoutRequest(
-        idempotency_key=key or uuid.uuid4().hex,
-        captured_at=datetime.now(UTC),
-        receipt=ReceiptIn(
-            number=uuid.uuid4().hex[:10],
-            scanned_at=datetime.now(UTC),
-            items=[
-                LineItem(
-                    sku="SKU-1",
-                    name="Espresso beans",
-                    category="coffee",
-                    brand="Roastery",
-                    quantity=1,
-                    unit_price="10.00",
-                )
-            ],
-            loyalty_id=loyalty_id,
-            payment_token=payment_token,
-        ),
-        embeddings=[Embedding.compact([float(v) for v in s], 0.9) for s in shots],
-    )
-    return request.model_dump(mode="json", exclude_none=True)
 
 
 @pytest.fixture
