@@ -235,6 +235,8 @@ class RecognitionDecision(Base):
     __tablename__ = "recognition_decisions"
     __table_args__ = (
         Index("ix_recognition_decisions_store_at", "store_id", "at"),
+        # a till's recent "not me" answers, read at every checkout (identity.recently_rejected)
+        Index("ix_recognition_decisions_rejections", "device_id", "cashier", "created_at"),
         {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -95,6 +95,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_recognition_decisions_store_at", "recognition_decisions", ["store_id", "at"]
     )
+    op.create_index(
+        "ix_recognition_decisions_rejections",
+        "recognition_decisions",
+        ["device_id", "cashier", "created_at"],
+    )
     for column in ("receipt_id", "candidate_id", "customer_id", "truth_customer_id"):
         op.create_index(
             op.f(f"ix_recognition_decisions_{column}"), "recognition_decisions", [column]
