@@ -32,7 +32,9 @@ from kiosk_app.events import EventSink
 from kiosk_app.frames import Frame
 from kiosk_app.outbox import Outbox, OutboxItem, checkout_body
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
-from kiosk_app.receipts import ExportFolderWatcher, LocalReceiptServer, ReceiptIntake
+from kiosk_app.receipts.folder_watcher import ExportFolderWatcher
+from kiosk_app.receipts.http_endpoint import LocalReceiptServer
+from kiosk_app.receipts.intake import ReceiptIntake
 from kiosk_app.runner import LoopedSource, PacedSource, TimedSource
 from kiosk_app.settings import KioskSettings
 from kiosk_app.sightings import SightingReporter

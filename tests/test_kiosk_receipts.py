@@ -18,15 +18,11 @@ from structlog.testing import capture_logs
 
 from contract import Receipt
 from kiosk_app.binding import CheckoutBinder
+from kiosk_app.gui.scanned_number import parse_scanned_number
 from kiosk_app.outbox import checkout_body
-from kiosk_app.receipts import (
-    ExportFolderWatcher,
-    LocalReceiptServer,
-    ReceiptIntake,
-    ReceiptRejected,
-    parse_scanned_number,
-    reason_path,
-)
+from kiosk_app.receipts.folder_watcher import ExportFolderWatcher
+from kiosk_app.receipts.http_endpoint import LocalReceiptServer
+from kiosk_app.receipts.intake import ReceiptIntake, ReceiptRejected, reason_path
 
 
 class Recorder:

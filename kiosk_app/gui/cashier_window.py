@@ -33,11 +33,11 @@ from PySide6.QtWidgets import (
 from contract import CheckoutResponse, CustomerOut, DecisionAnswer, MembershipRequest
 from kiosk_app.cloud_client import CloudError
 from kiosk_app.gui.preview import OverlayFace, PreviewWidget
+from kiosk_app.gui.scanned_number import parse_scanned_number
 from kiosk_app.gui.service_host import HostStatus, ServiceHost, describe_event
 from kiosk_app.gui.vip_card import EnrolDialog, VipCardWidget
 from kiosk_app.gui.workers import run_in_thread
 from kiosk_app.pipeline import FrameResult
-from kiosk_app.receipts import parse_scanned_number
 
 log = structlog.get_logger(__name__)
 
