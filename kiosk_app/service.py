@@ -9,6 +9,8 @@ block the camera side: the outbox sits between them.
 A receipt number scanned at the till (`scan`, the cashier's keyboard-wedge scanner) marks the
 moment the customer stood at the counter: the faces are taken then, and the checkout goes
 when the receipt itself arrives from the POS, however much later (up to `SCAN_TTL_S`).
+That matching, and following each checkout to its card, is `PendingReceipts`; this class
+only wires it to the threads, the binder and the outbox.
 
 For a window: `latest()` is the newest frame with its tracked faces, `status()` a snapshot
 for a status bar, and `on_card` receives each checkout's full answer (the VIP card).
@@ -16,7 +18,6 @@ for a status bar, and `on_card` receives each checkout's full answer (the VIP ca
 
 from __future__ import annotations
 
-import heapq
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from kiosk_app.capture import CaptureStats, CaptureThread
 from kiosk_app.events import EventSink
 from kiosk_app.frames import Frame
 from kiosk_app.outbox import Outbox, OutboxItem, checkout_body
+from kiosk_app.pending_receipts import SCAN_TTL_S, Due, PendingReceipts
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts.folder_watcher import ExportFolderWatcher
 from kiosk_app.receipts.http_endpoint import LocalReceiptServer
@@ -43,8 +45,8 @@ from models.store import ModelStore
 
 log = structlog.get_logger(__name__)
 
-#: How long a scanned receipt number waits for its receipt from the POS.
-SCAN_TTL_S = 3600.0
+__all__ = ["SCAN_TTL_S", "CardHandler", "KioskService", "ServiceConfig", "ServiceStatus"]
+
 CardHandler = Callable[[CheckoutResponse, int | None], None]
 
 
@@ -68,14 +70,35 @@ class ServiceConfig:
     opt_out: Callable[[str], bool] = field(default=lambda number: False)
 
 
-@dataclass(order=True)
-class _Pending:
-    due: float
-    at: float = field(compare=False)  # when the customer stood at the counter
-    arrived: float = field(compare=False)  # when the receipt (or the scan) came in
-    number: str = field(compare=False)
-    receipt: Receipt | None = field(compare=False)  # None: a scan, waiting for its receipt
-    source: str = field(compare=False)
+class _ReportingOutbox(Outbox):
+    """The outbox, telling `on_ended` the idempotency key of each checkout whose card will
+    never come: declared dead, or delivered with an answer that could not be read."""
+
+    def __init__(self, path: Path, on_ended: Callable[[str], None]) -> None:
+        super().__init__(path)
+        self._on_ended = on_ended
+
+    def finished(self, key: str) -> bool:
+        """True when `key` was put before and is delivered or dead: putting it again stores
+        nothing and no card comes for it."""
+        rows = self._read("SELECT state FROM outbox WHERE idempotency_key = ?", (key,))
+        return bool(rows) and rows[0][0] != "pending"
+
+    def mark_dead(self, item_id: int, status: int, error: str) -> None:
+        super().mark_dead(item_id, status, error)
+        self._ended(item_id)
+
+    def mark_delivered(
+        self, item_id: int, response: CheckoutResponse | None, latency_ms: float
+    ) -> None:
+        super().mark_delivered(item_id, response, latency_ms)
+        if response is None:
+            self._ended(item_id)
+
+    def _ended(self, item_id: int) -> None:
+        item = self.get(item_id)
+        if item is not None:
+            self._on_ended(item.idempotency_key)
 
 
 @dataclass(frozen=True)
@@ -118,7 +141,12 @@ class KioskService:
             window_s=config.window_s,
             grace_s=config.grace_s,
         )
-        self.outbox = Outbox(config.data_dir / "outbox.sqlite3")
+        self._pending_cond = threading.Condition()
+        self._pending: PendingReceipts[Capture] = PendingReceipts(
+            grace_s=config.grace_s, clock=time.monotonic
+        )
+        self._outbox = _ReportingOutbox(config.data_dir / "outbox.sqlite3", self._checkout_ended)
+        self.outbox: Outbox = self._outbox
         from kiosk_app.uplink import Uplink
 
         self.uplink = Uplink(self.outbox, config.cloud_url, config.api_key, on_card=self._card)
@@ -150,12 +178,6 @@ class KioskService:
         self._capture = CaptureThread(
             TimedSource(source, self.timer), queue_size=settings.queue_size
         )
-        self._pending: list[_Pending] = []
-        self._pending_cond = threading.Condition()
-        self._received: dict[str, tuple[float, int | None]] = {}
-        self._scans: dict[str, float] = {}  # receipt number -> when it was scanned
-        self._captures: dict[str, tuple[float, Capture]] = {}  # taken at the scan
-        self._bound: dict[str, float] = {}  # receipt numbers bound, for late scans
         self._latest: tuple[Frame, FrameResult] | None = None
         self._latest_lock = threading.Lock()
         self._stop = threading.Event()
@@ -216,7 +238,7 @@ class KioskService:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._pending_cond:
-                pending = len(self._pending)
+                pending = self._pending.waiting
             if pending == 0 and self.outbox.stats().pending == 0 and self._idle_binding():
                 return True
             self.uplink.wake()
@@ -273,54 +295,28 @@ class KioskService:
 
     def scan(self, number: str) -> None:
         """The cashier scanned (or typed) a receipt number: the customer is at the counter now."""
-        now = time.monotonic()
         with self._pending_cond:
-            self._prune(now)
-            if number in self._bound:
-                late = True
-            else:
-                late = False
-                self._scans[number] = now
-                for item in self._pending:  # its receipt came first and waits out the grace
-                    if item.number == number and item.receipt is not None:
-                        item.at = now
-                heapq.heappush(
-                    self._pending,
-                    _Pending(now + self.config.grace_s, now, now, number, None, "scanner"),
-                )
+            late = self._pending.scan(number)
+            if not late:
                 self._pending_cond.notify_all()
         self._sink({"event": "receipt_scanned", "number": number, "already_bound": late})
 
-    def _prune(self, now: float) -> None:
-        for table in (self._scans, self._bound):
-            for number in [n for n, at in table.items() if at < now - SCAN_TTL_S]:
-                del table[number]
-        for number in [n for n, (at, _) in self._captures.items() if at < now - SCAN_TTL_S]:
-            del self._captures[number]
-
     def _receipt(self, receipt: Receipt, source: str) -> None:
         """A valid receipt from any input (their threads): bind it once the grace has passed."""
-        now = time.monotonic()
         with self._pending_cond:
-            at = self._scans.get(receipt.number, now)
-            heapq.heappush(
-                self._pending,
-                _Pending(now + self.config.grace_s, at, now, receipt.number, receipt, source),
-            )
+            self._pending.receipt(receipt, source)
             self._pending_cond.notify_all()
         self._sink({"event": "receipt", "number": receipt.number, "source": source})
 
     def _bind_loop(self) -> None:
         while not self._stop.is_set():
             with self._pending_cond:
-                while not self._stop.is_set() and (
-                    not self._pending or self._pending[0].due > time.monotonic()
-                ):
-                    wait = self._pending[0].due - time.monotonic() if self._pending else None
-                    self._pending_cond.wait(timeout=wait if wait is None else max(0.0, wait))
-                if self._stop.is_set():
+                item = self._pending.pop_due()
+                while not self._stop.is_set() and item is None:
+                    self._pending_cond.wait(timeout=self._pending.seconds_until_due())
+                    item = self._pending.pop_due()
+                if self._stop.is_set() or item is None:
                     return
-                item = heapq.heappop(self._pending)
                 self._binding.set()
             try:
                 if item.receipt is None:
@@ -332,14 +328,13 @@ class KioskService:
             finally:
                 self._binding.clear()
 
-    def _capture_scan(self, item: _Pending) -> None:
+    def _capture_scan(self, item: Due) -> None:
         with self._pending_cond:
-            if item.number in self._bound:  # its receipt came within the grace: bound already
+            if not self._pending.wants_capture(item.number):  # its receipt was bound already
                 return
         capture = self.binder.capture(item.at, opt_out=self.config.opt_out(item.number))
         with self._pending_cond:
-            if item.number not in self._bound:
-                self._captures[item.number] = (item.at, capture)
+            self._pending.captured(item.number, item.at, capture)
         self._sink(
             {
                 "event": "scan_captured",
@@ -349,12 +344,9 @@ class KioskService:
             }
         )
 
-    def _bind(self, item: _Pending, receipt: Receipt) -> None:
+    def _bind(self, item: Due, receipt: Receipt) -> None:
         with self._pending_cond:
-            stored = self._captures.pop(receipt.number, None)
-            self._prune(time.monotonic())  # bound numbers are remembered for SCAN_TTL_S only
-            self._bound[receipt.number] = time.monotonic()
-            self._scans.pop(receipt.number, None)
+            stored = self._pending.bind(receipt.number)
         if stored is not None:
             captured = stored[1]
             binding = self.binder.bind(receipt, stored[0], captured=captured)
@@ -363,8 +355,15 @@ class KioskService:
             opt_out = self.config.opt_out(receipt.number)
             binding = self.binder.bind(receipt, item.at, opt_out=opt_out)
         key = binding.request.idempotency_key
-        self._received[key] = (item.arrived, binding.primary_track)
-        self.outbox.put(binding.request)
+        # A receipt sent again after its checkout was delivered or died brings no card.
+        if not self._outbox.finished(key):
+            with self._pending_cond:
+                self._pending.queued(key, receipt.number, item.arrived, binding.primary_track)
+        try:
+            self.outbox.put(binding.request)
+        except BaseException:  # given up (the outbox is full, the disk failed): no card
+            self._checkout_ended(key)
+            raise
         self.uplink.wake()
         body = checkout_body(binding.request)
         self._sink(
@@ -381,9 +380,18 @@ class KioskService:
             }
         )
 
+    def _checkout_ended(self, key: str) -> None:
+        """The checkout `key` will bring no card (dead, given up): forget what it held."""
+        with self._pending_cond:
+            released = self._pending.release(key)
+        if released:
+            log.info("checkout_released", key=key)
+
     def _card(self, item: OutboxItem, response: CheckoutResponse) -> None:
-        received, track_id = self._received.pop(item.idempotency_key, (None, None))
-        latency_ms = (time.monotonic() - received) * 1000 if received is not None else None
+        with self._pending_cond:
+            flight = self._pending.delivered(item.idempotency_key)
+        track_id = flight.track_id if flight is not None else None
+        latency_ms = (time.monotonic() - flight.arrived) * 1000 if flight is not None else None
         card = response.card
         self._sink(
             {
