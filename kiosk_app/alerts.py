@@ -3,11 +3,11 @@
 `AlertStream` keeps one `GET {cloud_url}/v1/stores/{store_id}/alerts` open in a daemon thread,
 hands every `vip_arrival` event to `on_arrival` as a `contract.VipArrival`, and reports its
 state ("connecting", "connected", "offline", "unauthorised", "error", "stopped") to
-`on_status`. It reconnects by itself (exponential backoff, 0.5 s up to 30 s; 30 s after a
-refused key) and sends `Last-Event-ID` on every reconnection, so an alert raised while the
-connection was down is delivered once it is back, and never twice. Both callbacks run on the
-stream's thread: a GUI must hand them over to its own thread (the staff window does, with a
-queued Qt signal).
+`on_status`. It reconnects by itself (`cloud_transport.Backoff`: 0.5 s doubling up to 30 s,
+jittered, at least what a Retry-After asks; 30 s after a refused key) and sends
+`Last-Event-ID` on every reconnection, so an alert raised while the connection was down is
+delivered once it is back, and never twice. Both callbacks run on the stream's thread: a GUI
+must hand them over to its own thread (the staff window does, with a queued Qt signal).
 
 `SseParser` is the event-stream parser alone (the WHATWG "server-sent events" rules), with no
 I/O, so it can be tested line by line.
@@ -30,6 +30,13 @@ import structlog
 from pydantic import ValidationError
 
 from contract import DeviceInfo, VipArrival
+from kiosk_app.cloud_transport import (
+    Backoff,
+    error_from_response,
+    is_transient,
+    make_client,
+    retry_after_s,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -151,14 +158,8 @@ class _Refused(Exception):
 
 
 def _describe(response: httpx.Response) -> str:
-    """A short reason from an error answer (the API's ErrorBody has `detail`)."""
-    try:
-        response.read()
-        body = response.json()
-        detail = body.get("detail") if isinstance(body, dict) else None
-    except (ValueError, httpx.HTTPError):
-        detail = None
-    return f"HTTP {response.status_code}" + (f": {detail}" if isinstance(detail, str) else "")
+    """A short reason from an error answer: "HTTP status: the ErrorBody's detail"."""
+    return str(error_from_response(response))
 
 
 class AlertStream:
@@ -196,8 +197,7 @@ class AlertStream:
         self._timeout = httpx.Timeout(
             connect=connect_timeout_s, read=read_timeout_s, write=10.0, pool=10.0
         )
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._slow_retry_s = slow_retry_s
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -262,22 +262,24 @@ class AlertStream:
     # --- the thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        backoff = self._backoff_initial_s
+        failures = 0  # in a row; a healthy connection starts the backoff again small
         log.info("alert_stream_started", cloud_url=self.cloud_url, store=self._store_id)
         try:
-            with httpx.Client(
-                base_url=self.cloud_url,
-                headers={"X-API-Key": self._api_key, "Accept": "text/event-stream"},
+            with make_client(
+                self.cloud_url,
+                self._api_key,
                 timeout=self._timeout,
                 transport=self._transport,
+                headers={"Accept": "text/event-stream"},
             ) as client:
                 while not self._stopping.is_set():
                     slow = False
+                    retry_after: float | None = None
                     try:
                         if self._store_id is None:
                             self._discover(client)
                         if self._follow(client):
-                            backoff = self._backoff_initial_s
+                            failures = 0
                         if not self._stopping.is_set():
                             self._status("offline", "the alert stream ended; reconnecting")
                     except _Refused as refused:
@@ -286,6 +288,8 @@ class AlertStream:
                     except (httpx.HTTPError, OSError) as error:
                         if self._stopping.is_set():
                             break
+                        if isinstance(error, httpx.HTTPStatusError):
+                            retry_after = retry_after_s(error.response, time.time())
                         self._status("offline", _network_reason(error))
                     except Exception as error:  # noqa: BLE001 - the thread must live on
                         log.exception("alert_stream_failed")
@@ -293,7 +297,8 @@ class AlertStream:
                     if slow:
                         delay = self._slow_retry_s
                     else:
-                        delay, backoff = backoff, min(backoff * 2, self._backoff_max_s)
+                        failures += 1
+                        delay = self._backoff.delay_s(failures, retry_after)
                     log.debug("alert_stream_retry_in", delay_s=delay)
                     self._stopping.wait(delay)
         finally:
@@ -314,7 +319,7 @@ class AlertStream:
         status = response.status_code
         if status in (401, 403):
             raise _Refused("unauthorised", _describe(response))
-        if status >= 500 or status in (408, 429):
+        if is_transient(status):
             raise httpx.HTTPStatusError(
                 _describe(response), request=response.request, response=response
             )

@@ -3,7 +3,8 @@ run them in a worker thread). Checkouts go through the outbox and `Uplink`, neve
 
 Every failure is a `CloudError` whose message a cashier can pass on: the cloud unreachable
 (with the reason), an invalid URL, a refused key, the cloud's own ErrorBody detail. URLs are
-shown with any credentials masked.
+shown with any credentials masked. The client, the key header and the reading of error
+answers are `cloud_transport`'s.
 """
 
 from __future__ import annotations
@@ -13,19 +14,15 @@ from typing import Literal
 import httpx
 from pydantic import ValidationError
 
-from contract import CustomerOut, DecisionAnswer, DeviceInfo, ErrorBody, MembershipRequest
+from contract import CustomerOut, DecisionAnswer, DeviceInfo, MembershipRequest
+from kiosk_app.cloud_transport import CloudError, error_from_response, make_client
 from kiosk_app.sources import mask_url
 
+__all__ = ["CloudClient", "CloudError", "TIMEOUT_S"]
+
 TIMEOUT_S = 10.0
+#: the most of a non-ErrorBody answer shown to a cashier
 _MAX_DETAIL = 200
-
-
-class CloudError(Exception):
-    """A call failed; the message says why in words a cashier can pass on."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class CloudClient:
@@ -46,12 +43,13 @@ class CloudClient:
     def _request(self, method: str, path: str, json: object | None = None) -> httpx.Response:
         shown = self.shown
         try:
-            with httpx.Client(
+            with make_client(
+                self.base_url,
+                self._api_key,
                 timeout=httpx.Timeout(self._timeout_s, connect=min(3.0, self._timeout_s)),
                 transport=self._transport,
-                headers={"X-API-Key": self._api_key},
             ) as client:
-                response = client.request(method, self.base_url + path, json=json)
+                response = client.request(method, path, json=json)
         except httpx.TimeoutException:
             raise CloudError(
                 f"cannot reach {shown}: no answer within {self._timeout_s:g} s"
@@ -63,15 +61,15 @@ class CloudClient:
         except UnicodeEncodeError:
             raise CloudError("the API key contains characters that are not allowed") from None
         status = response.status_code
+        if status < 400:
+            return response
+        answer = error_from_response(response)
+        detail = answer.detail if answer.code is not None else answer.detail[:_MAX_DETAIL]
         if status in (401, 403):
-            reason = _detail(response) or status
-            raise CloudError(f"the API key was refused by {shown} ({reason})", status)
-        if status >= 400:
-            detail = _detail(response)
-            raise CloudError(
-                f"{shown} answered {status}" + (f": {detail}" if detail else ""), status
-            )
-        return response
+            message = f"the API key was refused by {shown} ({detail or status})"
+        else:
+            message = f"{shown} answered {status}" + (f": {detail}" if detail else "")
+        raise CloudError(message, status, code=answer.code, detail=detail, fields=answer.fields)
 
     def device(self) -> DeviceInfo:
         """What this key is: device, kind and store (`GET /v1/device`)."""
@@ -138,15 +136,3 @@ class CloudClient:
                 f"{self.shown} did not answer like the StoreSight cloud API "
                 f"(unexpected /v1/decisions/.../{action} reply)"
             ) from None
-
-
-def _detail(response: httpx.Response) -> str:
-    """The cloud's ErrorBody detail (with its fields), else the start of the body."""
-    try:
-        body = ErrorBody.model_validate_json(response.content)
-    except ValidationError:
-        return response.text.strip()[:_MAX_DETAIL]
-    detail = body.detail
-    if body.fields:
-        detail += " (" + "; ".join(f"{f.field}: {f.message}" for f in body.fields) + ")"
-    return detail

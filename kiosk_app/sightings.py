@@ -3,8 +3,8 @@ arrivals on the store's staff stream.
 
 A confirmed track is reported once it has `best_k` good shots, or once it has been in view for
 `after_s` with at least one: soon enough for staff to greet a VIP at the door. Sightings are
-counts, not money: each is retried a few times with backoff and then dropped with a log line,
-so a long outage cannot pile them up.
+counts, not money: each is retried a few times (`cloud_transport.Backoff`, honouring a
+Retry-After) and then dropped with a log line, so a long outage cannot pile them up.
 """
 
 from __future__ import annotations
@@ -22,6 +22,14 @@ from numpy.typing import NDArray
 
 from contract import MAX_VISIT_EMBEDDINGS, SightingRequest, SightingResponse
 from kiosk_app.binding import compact_embeddings, encode_crop
+from kiosk_app.cloud_transport import (
+    DEFAULT_TIMEOUT,
+    Backoff,
+    error_from_response,
+    is_transient,
+    make_client,
+    retry_after_s,
+)
 from kiosk_app.events import EventSink
 from kiosk_app.pipeline import FrameResult, Shot
 from kiosk_app.settings import DEFAULT_BEST_SHOTS
@@ -29,7 +37,9 @@ from kiosk_app.settings import DEFAULT_BEST_SHOTS
 log = structlog.get_logger(__name__)
 
 ATTEMPTS = 3
-TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=5.0, pool=2.0)
+#: waits between the attempts: 0.5 s then 1 s (+- 10 %), never more than 5 s
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 5.0
 
 
 class SightingReporter:
@@ -45,8 +55,7 @@ class SightingReporter:
         after_s: float = 1.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/v1/sightings"
-        self._headers = {"X-API-Key": api_key}
+        self._path = "/v1/sightings"
         self._shots = shots
         self._describe = describe
         self._sink = sink
@@ -55,13 +64,16 @@ class SightingReporter:
         self._reported: set[int] = set()
         self._first_seen: dict[int, float] = {}
         self._queue: queue.Queue[tuple[int, list[Shot]] | None] = queue.Queue(maxsize=256)
-        self._client = httpx.Client(timeout=TIMEOUT, transport=transport)
+        self._client = make_client(base_url, api_key, timeout=DEFAULT_TIMEOUT, transport=transport)
+        self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sightings", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()  # ends a backoff wait at once
         self._queue.put(None)
         self._thread.join(timeout=30)
         self._client.close()
@@ -102,8 +114,9 @@ class SightingReporter:
         )
         body = request.model_dump(mode="json", exclude_none=True)
         for attempt in range(1, ATTEMPTS + 1):
+            retry_after: float | None = None
             try:
-                response = self._client.post(self._url, json=body, headers=self._headers)
+                response = self._client.post(self._path, json=body)
             except httpx.HTTPError as error:
                 log.warning("sighting_retry", track=track_id, attempt=attempt, error=str(error))
             else:
@@ -126,16 +139,21 @@ class SightingReporter:
                         visitors_today=answer.visitors_today,
                     )
                     return
-                if response.status_code < 500:
+                if not is_transient(response.status_code):
                     log.error(
                         "sighting_refused",
                         track=track_id,
                         status=response.status_code,
-                        detail=response.text[:200],
+                        detail=error_from_response(response).summary[:200],
                     )
                     return
                 log.warning(
                     "sighting_retry", track=track_id, attempt=attempt, status=response.status_code
                 )
-            time.sleep(0.5 * 2 ** (attempt - 1))
+                retry_after = retry_after_s(response, time.time())
+            if attempt < ATTEMPTS and self._stopping.wait(
+                self._backoff.delay_s(attempt, retry_after)
+            ):
+                log.warning("sighting_dropped", track=track_id, reason="stopping")
+                return
         log.error("sighting_dropped", track=track_id, reason=f"{ATTEMPTS} attempts failed")

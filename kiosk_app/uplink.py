@@ -6,8 +6,9 @@ its body exactly as stored. What the answer decides:
 - 2xx: delivered; the cloud's CheckoutResponse is stored and handed to ``on_card``.
 - a timeout, a connection error, 5xx, 408, 425 or 429: retried with exponential backoff
   (``backoff_initial_s`` doubling up to ``backoff_max_s``, +-10 % jitter, at least what a
-  Retry-After asks, up to the maximum), and the items behind it wait: delivery stays in
-  order. A resend is safe: the cloud answers a known idempotency key from its first record.
+  Retry-After asks, up to the maximum: `cloud_transport.Backoff`), and the items behind it
+  wait: delivery stays in order. A resend is safe: the cloud answers a known idempotency
+  key from its first record.
 - ``hold_statuses`` (by default 401, 403, 404, 405, 407 and any 3xx): the cloud refuses
   this *device* or the URL is wrong (a bad or revoked API key, a wrong base URL), not this
   checkout, so it is retried with backoff like an outage rather than dead-lettered: every
@@ -27,13 +28,20 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection
-from email.utils import parsedate_to_datetime
 
 import httpx
 import structlog
 from pydantic import ValidationError
 
-from contract import CheckoutResponse, ErrorBody
+from contract import CheckoutResponse
+from kiosk_app.cloud_transport import (
+    DEFAULT_TIMEOUT,
+    Backoff,
+    error_from_response,
+    is_transient,
+    make_client,
+    retry_after_s,
+)
 from kiosk_app.outbox import Outbox, OutboxItem
 
 __all__ = ["CardCallback", "LinkHealth", "Uplink", "DEFAULT_TIMEOUT", "DEFAULT_HOLD_STATUSES"]
@@ -42,38 +50,13 @@ log = structlog.get_logger(__name__)
 
 CardCallback = Callable[[OutboxItem, CheckoutResponse], None]
 
-DEFAULT_TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=5.0, pool=2.0)
 #: the device's credentials or the URL are wrong, not the checkout: hold, do not dead-letter
 DEFAULT_HOLD_STATUSES: frozenset[int] = frozenset({401, 403, 404, 405, 407})
-#: the cloud cannot take it right now
-RETRY_STATUSES: frozenset[int] = frozenset({408, 425, 429})
-_MAX_ERROR_CHARS = 2000
 
 
 def _error_detail(response: httpx.Response) -> str:
-    """The ErrorBody's detail (with its field messages), else the start of the body."""
-    try:
-        body = ErrorBody.model_validate_json(response.content)
-    except ValidationError:
-        text = response.text.strip() or response.reason_phrase
-        return f"HTTP {response.status_code}: {text}"[:_MAX_ERROR_CHARS]
-    detail = f"{body.error}: {body.detail}"
-    if body.fields:
-        detail += " (" + "; ".join(f"{f.field}: {f.message}" for f in body.fields) + ")"
-    return detail[:_MAX_ERROR_CHARS]
-
-
-def _retry_after_s(response: httpx.Response, now: float) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
+    """The ErrorBody's "error: detail" (with its field messages), else "HTTP status: body"."""
+    return error_from_response(response).summary
 
 
 class LinkHealth:
@@ -125,31 +108,47 @@ class Uplink:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        if not 0 < backoff_initial_s <= backoff_max_s:
-            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
-        if not 0.0 <= jitter < 1.0:
-            raise ValueError("jitter must be in [0, 1)")
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, jitter, rng or random.Random())
         if poll_interval_s <= 0:
             raise ValueError("poll_interval_s must be positive")
         self.outbox = outbox
-        self.url = base_url.rstrip("/") + "/v1/checkouts"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/v1/checkouts"
         self._api_key = api_key
         self._timeout = timeout
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
         self.poll_interval_s = poll_interval_s
-        self.jitter = jitter
         self.hold_statuses = frozenset(hold_statuses)
         self._on_card = on_card
         self._transport = transport
         self._clock = clock
-        self._rng = rng or random.Random()
         self._client: httpx.Client | None = None
         self._step_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.health = LinkHealth()
+
+    # the retry policy's bounds (`cloud_transport.Backoff`), adjustable while running
+
+    @property
+    def backoff_initial_s(self) -> float:
+        return self._backoff.initial_s
+
+    @backoff_initial_s.setter
+    def backoff_initial_s(self, value: float) -> None:
+        self._backoff.initial_s = value
+
+    @property
+    def backoff_max_s(self) -> float:
+        return self._backoff.max_s
+
+    @backoff_max_s.setter
+    def backoff_max_s(self, value: float) -> None:
+        self._backoff.max_s = value
+
+    @property
+    def jitter(self) -> float:
+        return self._backoff.jitter
 
     # --- the thread ----------------------------------------------------------------------
 
@@ -200,7 +199,7 @@ class Uplink:
                 failures = 0
             except Exception:  # never out of the thread: the outbox keeps everything
                 failures = min(failures + 1, 60)
-                wait = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** (failures - 1))
+                wait = self._backoff.delay_s(failures)
                 log.exception("uplink_error", retry_in_s=round(wait, 3))
             self._wake.wait(wait)
         log.info("uplink_stopped", depth=self._depth())
@@ -235,10 +234,12 @@ class Uplink:
 
     def _client_for_step(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
+            self._client = make_client(
+                self.base_url,
+                self._api_key,
                 timeout=self._timeout,
                 transport=self._transport,
-                headers={"X-API-Key": self._api_key, "Content-Type": "application/json"},
+                headers={"Content-Type": "application/json"},
             )
         return self._client
 
@@ -259,7 +260,7 @@ class Uplink:
         if 200 <= status < 300:
             self.health.record("online")
             self._delivered(item, response, latency_ms)
-        elif status in RETRY_STATUSES or status >= 500:
+        elif is_transient(status):
             self.health.record("offline", f"HTTP {status}")
             self._retry(item, _error_detail(response), status, response)
         elif status in self.hold_statuses or 300 <= status < 400:
@@ -317,10 +318,7 @@ class Uplink:
 
     def backoff_s(self, attempt: int) -> float:
         """The wait after the `attempt`-th failure (1-based), with jitter, at most the max."""
-        doublings = min(max(0, attempt - 1), 60)  # 2.0**n overflows for a long outage
-        base = min(self.backoff_max_s, self.backoff_initial_s * 2.0**doublings)
-        spread = self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
-        return min(self.backoff_max_s, base * (1.0 + spread))
+        return self._backoff.delay_s(attempt)
 
     def _retry(
         self,
@@ -333,10 +331,8 @@ class Uplink:
     ) -> None:
         now = self._clock()
         attempt = item.attempts + 1
-        delay = self.backoff_s(attempt)
-        asked = _retry_after_s(response, now) if response is not None else None
-        if asked is not None:
-            delay = min(self.backoff_max_s, max(delay, asked))
+        asked = retry_after_s(response, now) if response is not None else None
+        delay = self._backoff.delay_s(attempt, asked)
         self.outbox.mark_retry(item.id, error, now + delay, status=status)
         (log.error if held else log.warning)(
             "checkout_held" if held else "checkout_retry",
