@@ -320,6 +320,9 @@ class VisitSummary(_Wire):
     store_id: int
     store_name: str
     total: Decimal | None
+    currency: str | None = Field(
+        None, description="the receipt's ISO 4217 currency; None when the visit had no receipt"
+    )
 
 
 class ProductSuggestion(_Wire):
@@ -368,6 +371,11 @@ class VipCard(_Wire):
         None, description="the recognition decision behind this card (confirm/reject)"
     )
     possible_member: PossibleMember | None = None
+    currency: str | None = Field(
+        None,
+        description="the ISO 4217 currency of `lifetime_spend` (the customer's latest "
+        "receipt's); None when the customer has no receipt",
+    )
 
 
 class DecisionAnswer(_Wire):
@@ -412,6 +420,12 @@ class VipArrival(_Wire):
     name: str
     level: str
     at: datetime
+    face_jpeg_base64: str | None = Field(
+        None,
+        max_length=(MAX_CROP_BYTES * 4) // 3 + 4,
+        description="the member's face as the entrance saw it (the aligned chip, base64 JPEG) "
+        "so staff can find them; members only (they consented), None when no crop was sent",
+    )
 
 
 class DeviceInfo(_Wire):

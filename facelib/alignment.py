@@ -89,11 +89,6 @@ def detector_transform(landmarks: FloatArray, size: int, padding: float) -> NDAr
     )
 
 
-def dlib5_transform(points5: FloatArray, size: int, padding: float) -> NDArray[np.float64]:
-    """The transform dlib's get_face_chip_details builds from its 5-point landmarks."""
-    return similarity_transform(points5, chip_points(DLIB_TEMPLATE_5, size, padding))
-
-
 def warp_chip(image: RGBImage, transform: NDArray[np.float64], size: int) -> RGBImage:
     """Cut a size x size chip; large reductions are pre-shrunk with area averaging (no aliasing)."""
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))

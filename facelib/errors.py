@@ -7,7 +7,3 @@ class FaceLibError(Exception):
 
 class InvalidImageError(FaceLibError, ValueError):
     """An input image the library cannot process; the message says what is wrong with it."""
-
-
-class ConfigurationError(FaceLibError, ValueError):
-    """A setting that names something the library does not have."""

@@ -47,7 +47,7 @@ class _CurrentStderr:
 
 
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
-    """Key-value logs on stderr; JSON when STORESIGHT_LOG_JSON=1 or stderr is not a terminal."""
+    """Key-value logs on stderr; JSON when `json` is true, or (None) STORESIGHT_LOG_JSON=1."""
     level_name = (level or os.environ.get("STORESIGHT_LOG_LEVEL", "INFO")).upper()
     if json is None:
         json = os.environ.get("STORESIGHT_LOG_JSON", "") == "1"

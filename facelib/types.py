@@ -65,11 +65,6 @@ class Detection:
     raw_keypoints: FloatArray
     detector: str
 
-    @property
-    def eye_distance(self) -> float:
-        eyes = self.landmarks[[Landmark.EYE_IMAGE_LEFT, Landmark.EYE_IMAGE_RIGHT]]
-        return float(np.linalg.norm(eyes[1] - eyes[0]))
-
 
 @dataclass(frozen=True, slots=True)
 class AgeEstimate:

@@ -291,7 +291,7 @@ class AlertStream:
                         if isinstance(error, httpx.HTTPStatusError):
                             retry_after = retry_after_s(error.response, time.time())
                         self._status("offline", _network_reason(error))
-                    except Exception as error:  # noqa: BLE001 - the thread must live on
+                    except Exception as error:  # the thread must live on
                         log.exception("alert_stream_failed")
                         self._status("error", f"{type(error).__name__}: {error}")
                     if slow:
@@ -392,7 +392,7 @@ class AlertStream:
         )
         try:
             self._on_arrival(arrival)
-        except Exception:  # noqa: BLE001 - a failing receiver must not end the stream
+        except Exception:  # a failing receiver must not end the stream
             log.exception("alert_stream_callback_failed", id=arrival.event_id)
         return True
 
@@ -405,7 +405,7 @@ class AlertStream:
             return
         try:
             self._on_status(state, detail)
-        except Exception:  # noqa: BLE001 - a failing receiver must not end the stream
+        except Exception:  # a failing receiver must not end the stream
             log.exception("alert_stream_status_callback_failed", state=state)
 
 

@@ -166,7 +166,7 @@ class _EmbedWorker:
                 batch.append(more)
             try:
                 self._embed(batch)
-            except Exception:  # noqa: BLE001 - a failed batch must not stop the worker
+            except Exception:  # a failed batch must not stop the worker
                 log.exception("embedding_failed", jobs=len(batch))
 
     def _embed(self, batch: list[_Job]) -> None:

@@ -72,8 +72,3 @@ def sharpness(chip: RGBImage) -> float:
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     variance = float(cv2.Laplacian(grey, cv2.CV_32F).var())
     return _clip(variance / SHARPNESS_FULL)
-
-
-def shot_quality(detection: Detection, chip: RGBImage) -> ShotQuality:
-    geometry = geometry_quality(detection)
-    return ShotQuality(geometry.size, geometry.frontal, sharpness(chip), geometry.confidence)

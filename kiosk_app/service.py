@@ -253,7 +253,7 @@ class KioskService:
                 frame = self._capture.get(timeout=0.5)
             except TimeoutError:
                 continue
-            except Exception:  # noqa: BLE001 - a broken source is logged; receipts still flow
+            except Exception:  # a broken source is logged; receipts still flow
                 log.exception("capture_failed")
                 break
             if frame is None:
@@ -280,7 +280,7 @@ class KioskService:
         try:
             outbox = self.outbox.stats()
             pending, dead = outbox.pending, outbox.dead
-        except Exception:  # noqa: BLE001 - a status bar must not fail; the outbox logs it
+        except Exception:  # a status bar must not fail; the outbox logs it
             pending = dead = None
         cloud, detail, _ = self.uplink.health.snapshot()
         return ServiceStatus(
@@ -323,7 +323,7 @@ class KioskService:
                     self._capture_scan(item)
                 else:
                     self._bind(item, item.receipt)
-            except Exception:  # noqa: BLE001 - one receipt must not stop the others
+            except Exception:  # one receipt must not stop the others
                 log.exception("binding_failed", receipt=item.number)
             finally:
                 self._binding.clear()

@@ -101,7 +101,7 @@ class SightingReporter:
                 return
             try:
                 self._report(*job)
-            except Exception:  # noqa: BLE001 - one sighting must not stop the reporter
+            except Exception:  # one sighting must not stop the reporter
                 log.exception("sighting_failed", track=job[0])
 
     def _report(self, track_id: int, shots: list[Shot]) -> None:

@@ -31,10 +31,6 @@ class CounterZone:
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 raise ValueError(f"zone point ({x}, {y}) is outside the image (0..1)")
 
-    @classmethod
-    def whole_frame(cls) -> CounterZone:
-        return cls(((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)))
-
     def contains(self, box: Box, width: int, height: int) -> bool:
         """Whether the face centre lies inside the zone."""
         cx = (box.x1 + box.x2) / 2 / width

@@ -114,6 +114,18 @@ def _get(chain: Chain, key: str, path: str) -> httpx.Response:
     return httpx.get(chain.url + path, headers={"X-API-Key": key}, timeout=60)
 
 
+def test_the_card_says_which_currency_its_money_is_in(chain: Chain, data_dir: Path) -> None:
+    """Issue 14 item 8: the spend and each visit's total carry the receipts' currency."""
+    body = _checkout(_photos(data_dir, "Adrien_Brody")[0])
+    body["receipt"]["currency"] = "GBP"
+    answer = _post(chain, chain.till_a, "/v1/checkouts", body)
+    assert answer.status_code == 200, answer.text
+    card = CheckoutResponse.model_validate(answer.json()).card
+    assert card.customer_id is not None and card.currency == "GBP"
+    assert card.last_visits and card.last_visits[0].currency == "GBP"
+    assert card.last_visits[0].total == Decimal("27.20")
+
+
 def test_returning_customer_is_recognised_and_a_stranger_is_new(
     chain: Chain, data_dir: Path
 ) -> None:

@@ -530,6 +530,31 @@ def test_toasts_stack_upwards_and_a_click_dismisses(qtbot: QtBot) -> None:
 
 
 @pytest.mark.slow
+def test_a_vip_arrival_carries_the_members_face_crop(cloud: Cloud) -> None:
+    """Issue 14 item 8: staff see the member's face (members consented) to find them."""
+    member = cloud.member("Adam_Sandler", level="silver")
+    photo = sorted(require(cloud.data_dir / "faces" / "lfw" / "Adam_Sandler").glob("*.jpg"))[0]
+    crop = face_sample(photo).crop
+    member.sighting = {**member.sighting, "face_crop": crop.model_dump(mode="json")}
+    recorder = Recorder()
+    stream = stream_for(cloud.url, cloud.till, cloud.store_id, recorder)
+    stream.start()
+    try:
+        wait_for(lambda: stream.state == "connected", 10, "connected")
+        cloud.arrive(member)
+        wait_for(
+            lambda: any(a.customer_id == member.customer_id for a in recorder.arrivals),
+            10,
+            "the VIP arrival",
+        )
+    finally:
+        assert stream.stop(3)
+    [arrival] = [a for a in recorder.arrivals if a.customer_id == member.customer_id]
+    # the entrance's 150x150 chip, read back from the stored alert
+    assert arrival.face_jpeg_base64 == crop.jpeg_base64
+
+
+@pytest.mark.slow
 def test_staff_window_pops_a_toast_when_a_vip_arrives(qtbot: QtBot, cloud: Cloud) -> None:
     member = cloud.member("Bill_Gates", level="platinum")
     window = StaffWindow(store_name=cloud.store_name, toast_timeout_ms=800)

@@ -71,7 +71,7 @@ def _in_thread(work: Any) -> Any:
     def run() -> None:
         try:
             result["value"] = work()
-        except BaseException as error:  # noqa: BLE001 - handed back to the test
+        except BaseException as error:  # handed back to the test
             result["error"] = error
 
     thread = threading.Thread(target=run, daemon=True)

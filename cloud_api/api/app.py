@@ -64,7 +64,7 @@ class _Periodic:
         while not self._stop.wait(wait):
             try:
                 self._work()
-            except Exception as error:  # noqa: BLE001 - logged, retried after a pause
+            except Exception as error:  # logged, retried after a pause
                 if not failing and isinstance(error, OperationalError):
                     log.error(
                         "background_task_failing",

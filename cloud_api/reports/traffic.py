@@ -14,7 +14,6 @@ from cloud_api.db.models import (
     RollupBuyers,
     RollupTraffic,
     RollupVisitorSegments,
-    Sighting,
 )
 from cloud_api.reports.common import (
     AGE_BANDS,
@@ -28,10 +27,6 @@ from cloud_api.reports.common import (
     ratio,
 )
 from contract import Cell
-
-
-def _visitors(w: Window) -> list[ColumnElement[bool]]:
-    return [w.in_range(Sighting.at), w.stores(Sighting.store_id), not_staff(Sighting.customer_id)]
 
 
 def _purchases(w: Window) -> list[ColumnElement[bool]]:

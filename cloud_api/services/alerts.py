@@ -46,6 +46,7 @@ def _alerts_after(session: Session, store_id: int, after_id: int, limit: int) ->
             name=e.payload["name"],
             level=e.payload["level"],
             at=e.created_at,
+            face_jpeg_base64=e.payload.get("face_jpeg_base64"),
         )
         for e in events
         if e.kind == "vip_arrival"

@@ -59,7 +59,8 @@ def sighting(services: Services, caller: Caller, request: SightingRequest) -> Si
                 )
             )
             if is_vip:
-                _alert(session, caller.store_id, customer, now)
+                crop = request.face_crop.jpeg_base64 if request.face_crop else None
+                _alert(session, caller.store_id, customer, now, crop)
         session.flush()
         visitors = _visitors_today(session, caller.store_id, now)
         answer = SightingResponse(
@@ -72,7 +73,11 @@ def sighting(services: Services, caller: Caller, request: SightingRequest) -> Si
     return answer
 
 
-def _alert(session: Session, store_id: int, customer: Customer, now: datetime) -> None:
+def _alert(
+    session: Session, store_id: int, customer: Customer, now: datetime, face: str | None
+) -> None:
+    """`face`: the entrance's chip (base64 JPEG, a few KB), shown to staff: the customer is a
+    member, who consented. It lives in the alert's payload, deleted with the customer."""
     recent = session.scalars(
         select(AlertEvent).where(
             AlertEvent.store_id == store_id,
@@ -94,6 +99,7 @@ def _alert(session: Session, store_id: int, customer: Customer, now: datetime) -
                 "name": customer.name,
                 "level": customer.level or "standard",
                 "at": now.isoformat(),
+                "face_jpeg_base64": face,
             },
         )
     )

@@ -72,6 +72,17 @@ def build_card(
         recommendations=recommendations(session, customer.id, liked),
         demographics=demographics,
         match_distance=round(distance, 4) if distance is not None else None,
+        currency=spend_currency(session, customer.id),
+    )
+
+
+def spend_currency(session: Session, customer_id: int) -> str | None:
+    """The currency the customer's spend is in: their latest receipt's (None without one)."""
+    return session.scalar(
+        select(Receipt.currency)
+        .where(Receipt.customer_id == customer_id)
+        .order_by(Receipt.id.desc())
+        .limit(1)
     )
 
 
@@ -131,14 +142,16 @@ def preferences(session: Session, customer_id: int) -> Preferences:
 def last_visits(session: Session, customer_id: int, store_id: int) -> list[VisitSummary]:
     """The customer's latest visits to this store (a device sees only its own store)."""
     rows = session.execute(
-        select(Visit.at, Visit.store_id, Store.name, Receipt.total)
+        select(Visit.at, Visit.store_id, Store.name, Receipt.total, Receipt.currency)
         .join(Store, Store.id == Visit.store_id)
         .outerjoin(Receipt, Receipt.id == Visit.receipt_id)
         .where(Visit.customer_id == customer_id, Visit.store_id == store_id)
         .order_by(Visit.at.desc(), Visit.id.desc())
         .limit(LAST_VISITS)
     ).all()
-    return [VisitSummary(at=a, store_id=s, store_name=n, total=t) for a, s, n, t in rows]
+    return [
+        VisitSummary(at=a, store_id=s, store_name=n, total=t, currency=c) for a, s, n, t, c in rows
+    ]
 
 
 def recommendations(

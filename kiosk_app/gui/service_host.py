@@ -180,7 +180,7 @@ class ServiceHost(QObject):
                 break
             try:
                 snapshot = service.status()
-            except Exception as error:  # noqa: BLE001 - shown, never fatal
+            except Exception as error:  # shown, never fatal
                 self.failed.emit(f"status unavailable: {error}")
                 continue
             now = time.monotonic()

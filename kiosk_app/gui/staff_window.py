@@ -7,14 +7,16 @@ emit Qt signals; the connections are queued, so every widget is touched on the G
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Protocol
 
 import structlog
-from PySide6.QtCore import QCoreApplication, Qt, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QCoreApplication, QSize, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -36,6 +38,8 @@ from kiosk_app.machine_config import MachineConfig
 log = structlog.get_logger(__name__)
 
 COLUMNS = ("Time", "Name", "VIP number", "Level")
+#: the face shown beside an arrival's time in the table
+ROW_FACE_SIDE = 48
 
 _STATE_TEXT = {
     "connecting": "Connecting to the alert stream…",
@@ -57,6 +61,18 @@ class AlertSource(Protocol):
 
 #: Builds a stream that reports to the given callbacks (called on the stream's thread).
 StreamFactory = Callable[[ArrivalCallback, StatusCallback], AlertSource]
+
+
+def face_pixmap(arrival: VipArrival) -> QPixmap | None:
+    """The member's face the entrance saw (None when the alert carries none or it is unreadable)."""
+    if not arrival.face_jpeg_base64:
+        return None
+    try:
+        raw = base64.b64decode(arrival.face_jpeg_base64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    pixmap = QPixmap()
+    return pixmap if pixmap.loadFromData(raw, "JPEG") else None
 
 
 def _local(at: datetime) -> datetime:
@@ -100,6 +116,8 @@ class StaffWindow(QMainWindow):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setIconSize(QSize(ROW_FACE_SIDE, ROW_FACE_SIDE))
+        self.table.verticalHeader().setDefaultSectionSize(ROW_FACE_SIDE + 6)
         layout.addWidget(self.table)
         self.setCentralWidget(central)
         self.status_label = QLabel(_STATE_TEXT["stopped"])
@@ -153,6 +171,7 @@ class StaffWindow(QMainWindow):
         if any(a.event_id == arrival.event_id for a in self.arrivals):
             return  # already shown
         at = _local(arrival.at)
+        face = face_pixmap(arrival)
         today = datetime.now().astimezone().date()
         if self._day != today:  # a new day: yesterday's arrivals go
             self._day = today
@@ -163,7 +182,10 @@ class StaffWindow(QMainWindow):
             self.table.insertRow(0)
             values = (at.strftime("%H:%M:%S"), arrival.name, arrival.vip_number, arrival.level)
             for column, value in enumerate(values):
-                self.table.setItem(0, column, QTableWidgetItem(value))
+                item = QTableWidgetItem(value)
+                if column == 0 and face is not None:  # beside the time: staff find the person
+                    item.setIcon(QIcon(face))
+                self.table.setItem(0, column, item)
             self.heading.setText(f"VIP arrivals today: {len(self.arrivals)}")
         self.toasts.show_toast(
             "VIP arrival",
@@ -172,6 +194,7 @@ class StaffWindow(QMainWindow):
                 f"{arrival.vip_number} · {arrival.level} member",
                 f"arrived at {at.strftime('%H:%M')}",
             ],
+            image=face,
         )
         log.info("staff_vip_arrival_shown", event_id=arrival.event_id, vip=arrival.vip_number)
 

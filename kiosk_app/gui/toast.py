@@ -13,13 +13,15 @@ from collections.abc import Sequence
 
 import structlog
 from PySide6.QtCore import QEvent, QPoint, QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QEnterEvent, QGuiApplication, QMouseEvent
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QEnterEvent, QGuiApplication, QMouseEvent, QPixmap
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT_MS = 8_000
 TOAST_WIDTH = 320
+#: the side of a toast's picture (a face chip is 150 px; this is big enough to recognise)
+TOAST_IMAGE_SIDE = 96
 
 _STYLE = """
 QFrame#toast {
@@ -33,7 +35,10 @@ QLabel#toastTitle { color: #f5b800; font-weight: bold; font-size: 11pt; }
 
 
 class Toast(QFrame):
-    """One pop-up. `dismissed` is emitted once, when it hides (timeout or click)."""
+    """One pop-up. `dismissed` is emitted once, when it hides (timeout or click).
+
+    `image`: an optional picture (a VIP's face) shown left of the text.
+    """
 
     dismissed = Signal(object)  # the toast
 
@@ -43,6 +48,7 @@ class Toast(QFrame):
         lines: Sequence[str] = (),
         *,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        image: QPixmap | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -63,9 +69,26 @@ class Toast(QFrame):
         self.setToolTip("Click to dismiss")
         self.title = title
         self.lines = list(lines)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(14, 10, 14, 12)
+        self.image: QLabel | None = None
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(14, 10, 14, 12)
+        outer.setSpacing(10)
+        if image is not None and not image.isNull():
+            self.image = QLabel()
+            self.image.setObjectName("toastImage")
+            self.image.setPixmap(
+                image.scaled(
+                    TOAST_IMAGE_SIDE,
+                    TOAST_IMAGE_SIDE,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
+            self.image.setAlignment(Qt.AlignmentFlag.AlignTop)
+            outer.addWidget(self.image)
+        layout = QVBoxLayout()
         layout.setSpacing(3)
+        outer.addLayout(layout, 1)
         heading = QLabel(title)
         heading.setObjectName("toastTitle")
         layout.addWidget(heading)
@@ -98,10 +121,6 @@ class Toast(QFrame):
         self._timer.stop()
         self.hide()
         self.dismissed.emit(self)
-
-    @property
-    def is_dismissed(self) -> bool:
-        return self._done
 
     # --- events -------------------------------------------------------------------------
 
@@ -150,10 +169,15 @@ class ToastManager:
         self._live: list[Toast] = []  # oldest first: bottom of the stack
 
     def show_toast(
-        self, title: str, lines: Sequence[str] = (), *, timeout_ms: int | None = None
+        self,
+        title: str,
+        lines: Sequence[str] = (),
+        *,
+        timeout_ms: int | None = None,
+        image: QPixmap | None = None,
     ) -> Toast:
         timeout = self.timeout_ms if timeout_ms is None else timeout_ms
-        toast = Toast(title, lines, timeout_ms=timeout)
+        toast = Toast(title, lines, timeout_ms=timeout, image=image)
         toast.dismissed.connect(self._forget)
         self._live.append(toast)
         while len(self._live) > self.max_visible:

@@ -41,8 +41,14 @@ MEMBER_LEVELS = ("standard", "silver", "gold", "platinum")
 POSSIBLE_COLOUR = "#c77700"
 
 
-def _money(value: Decimal) -> str:
-    return f"{value:,.2f}"
+#: the currency money is shown in when the card does not say (an older cloud): the contract's
+#: receipt default, which is what this kiosk sends unless its POS says otherwise
+FALLBACK_CURRENCY = "EUR"
+
+
+def money(value: Decimal, currency: str | None) -> str:
+    """An amount with its currency ("EUR 1,234.50"): a bare "13.00" reads like a time."""
+    return f"{currency or FALLBACK_CURRENCY} {value:,.2f}"
 
 
 class VipCardWidget(QFrame):
@@ -200,7 +206,7 @@ class VipCardWidget(QFrame):
     def _details(card: VipCard) -> str:
         rows: list[tuple[str, str]] = [
             ("Visits", str(card.visit_count)),
-            ("Spent", _money(card.lifetime_spend)),
+            ("Spent", money(card.lifetime_spend, card.currency)),
         ]
         if card.demographics is not None:
             d = card.demographics
@@ -216,7 +222,8 @@ class VipCardWidget(QFrame):
         if card.last_visits:
             text += "<p style='color:#666;margin-bottom:0'>Last visits here</p><ul>"
             for visit in card.last_visits[:3]:
-                total = "" if visit.total is None else f" · {_money(visit.total)}"
+                currency = visit.currency or card.currency
+                total = "" if visit.total is None else f" · {money(visit.total, currency)}"
                 text += f"<li>{visit.at:%d %b %Y}{total}</li>"
             text += "</ul>"
         if card.recommendations:

@@ -30,7 +30,7 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self._fn()
-        except Exception as error:  # noqa: BLE001 - handed to the GUI, never lost
+        except Exception as error:  # handed to the GUI, never lost
             log.warning("worker_failed", error=str(error), kind=type(error).__name__)
             self._relay.failed.emit(error)
         else:
