@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud_api.recognition.policy import DecisionPolicy
+from cloud_api.recognition.settings import EngineSettings
+from facelib.config import RuntimeSettings
 
 DEFAULT_DATA_DIR = Path("var/cloud")
 
@@ -56,6 +59,16 @@ class CloudSettings(BaseSettings):
         None,
         description="a JSON file of decision policy fields (what `storesight-eval openset "
         "--fit` writes) laid over `recognition`",
+    )
+    engine: EngineSettings = Field(
+        EngineSettings(),
+        description="how the recognition engine partitions, indexes and searches descriptors "
+        "(STORESIGHT_CLOUD_ENGINE__SEARCH_K=5000, ...)",
+    )
+    runtime: RuntimeSettings = Field(
+        RuntimeSettings(),
+        description="onnxruntime threads of the API's age and gender networks "
+        "(STORESIGHT_CLOUD_RUNTIME__INTRA_OP_THREADS=2, ...)",
     )
     min_embedding_quality: float = Field(
         0.02, ge=0.0, le=1.0, description="embeddings below this quality are not enrolled"
@@ -114,6 +127,15 @@ class CloudSettings(BaseSettings):
         description="the largest request body any endpoint reads (413 above it); the largest "
         "valid checkout (six face crops, 500 line items) is well under the default",
     )
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_from_text(cls, value: Any) -> Any:
+        """`EngineSettings` is strict; values read from the environment arrive as text, so a
+        mapping is validated in lax mode (bounds and unknown fields are still refused)."""
+        if isinstance(value, dict):
+            return EngineSettings.model_validate(value, strict=False)
+        return value
 
     def decision_policy(self) -> DecisionPolicy:
         """`recognition`, with `recognition_file`'s fields over it when one is set."""

@@ -16,6 +16,7 @@ from facelib.errors import FaceLibError
 from facelib.logs import configure_logging
 from facelib.types import FaceAnalysis, RGBImage
 from kiosk_app.events import JsonLinesWriter
+from kiosk_app.machine_config import MachineConfig
 from kiosk_app.settings import KioskSettings
 from kiosk_app.sources import SourceError
 from models.errors import ModelError
@@ -50,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         "the configured source; --headless: required)",
     )
     run.add_argument(
-        "--config", type=Path, default=None, help="the machine's configuration file (window)"
+        "--config",
+        type=Path,
+        default=None,
+        help="the machine's configuration file (defaults < this file < STORESIGHT_KIOSK_* "
+        "variables < these flags)",
     )
     run.add_argument(
         "--headless", action="store_true", help="no window: events as JSON lines (and --cloud-url)"
@@ -62,13 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--tile-size", type=int, default=None, help="tile side in pixels")
     run.add_argument("--resize", default=None, help="WIDTHxHEIGHT to scale frames to")
     run.add_argument("--max-frames", type=int, default=None)
-    run.add_argument("--cloud-url", default=None, help="connect to the cloud API (with --api-key)")
-    run.add_argument("--api-key", default=None, help="this device's key (storesight-cloud admin)")
-    run.add_argument("--device", default="kiosk", help="device name used in idempotency keys")
     run.add_argument(
-        "--data-dir", type=Path, default=Path("var/kiosk"), help="outbox and dead letters"
+        "--cloud-url", default=None, help="the cloud API (default http://127.0.0.1:8700)"
     )
-    run.add_argument("--receipts-port", type=int, default=8710, help="local POS endpoint port")
+    run.add_argument(
+        "--api-key", default=None, help="this device's key (storesight-cloud admin); connects"
+    )
+    run.add_argument("--device", default=None, help="device name used in idempotency keys")
+    run.add_argument("--data-dir", type=Path, default=None, help="outbox and dead letters")
+    run.add_argument("--receipts-port", type=int, default=None, help="local POS endpoint port")
     for name, text in (
         ("settings", "edit this machine's configuration (camera, zone, cloud, thresholds)"),
         ("staff", "the staff window: VIP arrival pop-ups from the store's alert stream"),
@@ -96,33 +103,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from kiosk_app.events import JsonLinesWriter
+    from kiosk_app.kiosk_config import load_kiosk_config
     from kiosk_app.runner import run
 
     if not args.source:
         raise ValueError("--headless needs --source (a camera index, URL, video or folder)")
-    settings = KioskSettings()
-    updates: dict[str, object] = {}
-    if args.mode:
-        updates["mode"] = args.mode
-    detector = settings.face.detector.model_copy(
-        update={
-            k: v
-            for k, v in {
-                "range": args.range or ("full" if args.mode == "entrance" else None),
-                "tile": True if args.tile else None,
-                "tile_size": args.tile_size,
-            }.items()
-            if v is not None
-        }
-    )
-    settings = settings.model_copy(
-        update={**updates, "face": settings.face.model_copy(update={"detector": detector})}
-    )
+    config = load_kiosk_config(args.config, _overrides(args))
+    settings = config.kiosk_settings()
+    if args.tile_size is not None:
+        detector = settings.face.detector.model_copy(update={"tile_size": args.tile_size})
+        settings = settings.model_copy(
+            update={"face": settings.face.model_copy(update={"detector": detector})}
+        )
     resize = _size(args.resize) if args.resize else None
     sink = JsonLinesWriter(args.events if args.events else sys.stdout)
     if args.cloud_url or args.api_key:
         try:
-            return _serve(args, settings, sink, resize)
+            return _serve(config, settings, sink, resize)
         finally:
             sink.close()
     try:
@@ -141,15 +138,26 @@ def _window(args: argparse.Namespace) -> int:
     """The desktop app, configured from the machine's file (first start opens settings)."""
     from kiosk_app.gui.app import run_cashier
 
-    overrides: dict[str, object] = {}
-    for key in ("source", "mode", "cloud_url", "api_key"):
-        if getattr(args, key):
-            overrides[key] = getattr(args, key)
-    return run_cashier(args.config, overrides)
+    return run_cashier(args.config, _overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The kiosk settings given on the command line (None: not given)."""
+    return {
+        "source": args.source,
+        "mode": args.mode,
+        "cloud_url": args.cloud_url,
+        "api_key": args.api_key,
+        "device": args.device,
+        "data_dir": args.data_dir,
+        "receipts_port": args.receipts_port,
+        "detector_range": args.range,
+        "tile": True if args.tile else None,
+    }
 
 
 def _serve(
-    args: argparse.Namespace,
+    config: MachineConfig,
     settings: KioskSettings,
     sink: JsonLinesWriter,
     resize: tuple[int, int] | None,
@@ -158,20 +166,12 @@ def _serve(
     import signal
     import threading
 
-    from kiosk_app.service import KioskService, ServiceConfig
+    from kiosk_app.kiosk_config import service_config
+    from kiosk_app.service import KioskService
 
-    if not (args.cloud_url and args.api_key):
-        raise ValueError("give both --cloud-url and --api-key to connect to the cloud")
-    config = ServiceConfig(
-        source=args.source,
-        cloud_url=args.cloud_url,
-        api_key=args.api_key,
-        device=args.device,
-        data_dir=args.data_dir,
-        receipts_port=args.receipts_port,
-        resize=resize,
-    )
-    service = KioskService(settings, config, sink)
+    if not config.api_key:
+        raise ValueError("give --api-key (or STORESIGHT_KIOSK_API_KEY) to connect to the cloud")
+    service = KioskService(settings, service_config(config, resize=resize), sink)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     service.start()

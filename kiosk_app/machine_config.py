@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from facelib.config import DetectorSettings, FaceLibSettings
+from facelib.config import FaceLibSettings
 from kiosk_app.settings import (
     DEFAULT_COUNTER_ZONE,
     CounterZonePolygon,
@@ -27,6 +27,8 @@ from kiosk_app.settings import (
 )
 
 CONFIG_ENV = "STORESIGHT_KIOSK_CONFIG"
+#: where `storesight-cloud serve` listens by default (its STORESIGHT_CLOUD_HOST and _PORT)
+DEFAULT_CLOUD_URL = "http://127.0.0.1:8700"
 DEFAULT_ZONE = DEFAULT_COUNTER_ZONE
 
 
@@ -41,7 +43,7 @@ class MachineConfig(BaseModel):
 
     source: str = Field("0", min_length=1, description="camera index, stream URL, video, folder")
     mode: Literal["till", "entrance"] = "till"
-    cloud_url: str = Field("http://127.0.0.1:8000", pattern=r"^https?://\S+$")
+    cloud_url: str = Field(DEFAULT_CLOUD_URL, pattern=r"^https?://\S+$")
     api_key: str = ""
     device: str = Field("till-1", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     #: filled in from the cloud (`GET /v1/device`) when the connection is tested
@@ -58,10 +60,15 @@ class MachineConfig(BaseModel):
 
     def kiosk_settings(self) -> KioskSettings:
         base = KioskSettings()
-        detector = DetectorSettings(
-            range=self.detector_range, tile=self.tile, min_score=self.min_detection_score
+        face = FaceLibSettings(estimate_age_gender=False, embed=False)  # STORESIGHT_FACE_*
+        detector = face.detector.model_copy(  # the backend and tile size stay the environment's
+            update={
+                "range": self.detector_range,
+                "tile": self.tile,
+                "min_score": self.min_detection_score,
+            }
         )
-        face = FaceLibSettings(detector=detector, estimate_age_gender=False, embed=False)
+        face = face.model_copy(update={"detector": detector})
         return base.model_copy(
             update={
                 "mode": self.mode,

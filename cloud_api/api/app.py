@@ -166,6 +166,7 @@ def start_services(settings: CloudSettings) -> Services:
         sessions,
         policy=settings.decision_policy(),
         index_dir=process_index_dir(settings),
+        settings=settings.engine,
     )
     recognizer.load()
     if recognizer.engine.rebuild_due():
@@ -177,7 +178,7 @@ def start_services(settings: CloudSettings) -> Services:
     if settings.estimate_demographics:
         from cloud_api.services.demographics import DemographicsEstimator
 
-        demographics = DemographicsEstimator()
+        demographics = DemographicsEstimator(runtime=settings.runtime)
     return Services(
         settings=settings, sessions=sessions, recognizer=recognizer, demographics=demographics
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import structlog
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
+from kiosk_app.kiosk_config import layered
 from kiosk_app.machine_config import ConfigFileError, MachineConfig, config_path, load_config
 
 log = structlog.get_logger(__name__)
@@ -34,8 +35,7 @@ def run_cashier(path: Path | None = None, overrides: dict[str, object] | None = 
     config = ensure_config(path)
     if config is None:
         return 1
-    if overrides:
-        config = MachineConfig.model_validate({**config.model_dump(), **overrides})
+    config = layered(config, overrides)  # the environment, then the command line
     state: dict[str, CashierWindow] = {}
 
     def open_settings(parent: QWidget) -> None:

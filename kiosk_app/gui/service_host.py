@@ -24,10 +24,11 @@ from kiosk_app.cloud_client import CloudClient, CloudError
 from kiosk_app.events import Event, JsonLinesWriter
 from kiosk_app.frames import Frame
 from kiosk_app.gui.workers import run_in_thread
+from kiosk_app.kiosk_config import service_config
 from kiosk_app.machine_config import MachineConfig
 from kiosk_app.opt_out import OptOutLatch
 from kiosk_app.pipeline import FrameResult
-from kiosk_app.service import KioskService, ServiceConfig, ServiceStatus
+from kiosk_app.service import KioskService, ServiceStatus
 from kiosk_app.settings import KioskSettings
 
 log = structlog.get_logger(__name__)
@@ -88,18 +89,7 @@ class ServiceHost(QObject):
         self._writer = JsonLinesWriter(config.data_dir / "events.jsonl")
         service = KioskService(
             self.settings,
-            ServiceConfig(
-                source=config.source,
-                cloud_url=config.cloud_url,
-                api_key=config.api_key,
-                device=config.device,
-                data_dir=config.data_dir,
-                receipts_port=config.receipts_port,
-                window_s=config.binding_window_s,
-                realtime=self.realtime,
-                loop=self.loop,
-                opt_out=self.opt_out,
-            ),
+            service_config(config, realtime=self.realtime, loop=self.loop, opt_out=self.opt_out),
             self._sink,
             on_frame=self._on_frame,
             on_card=self._card,
