@@ -105,11 +105,10 @@ def test_sqlite_never_reuses_the_id_of_a_deleted_row(tmp_path: Path) -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            schema: dict[str, str] = dict(
-                connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type='table'"))
-                .tuples()
-                .all()
+            rows = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type='table'")
             )
+            schema: dict[str, str] = {name: sql for name, sql in rows}
     finally:
         engine.dispose()
     assert {name for name in wanted if "AUTOINCREMENT" not in schema[name]} == set()
