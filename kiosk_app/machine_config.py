@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +24,7 @@ from kiosk_app.settings import (
     KioskSettings,
     ShotSettings,
 )
+from storesight_common.files import write_atomic
 
 CONFIG_ENV = "STORESIGHT_KIOSK_CONFIG"
 DEFAULT_ZONE = DEFAULT_COUNTER_ZONE
@@ -118,16 +118,6 @@ def save_config(config: MachineConfig, path: Path | None = None) -> Path:
     path = path or config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     text = config.model_dump_json(indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".kiosk-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if sys.platform != "win32":
-            os.chmod(tmp, 0o600)  # it holds the device's API key
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    owner_only = None if sys.platform == "win32" else 0o600  # it holds the device's API key
+    write_atomic(path, text.encode("utf-8"), mode=owner_only)
     return path
