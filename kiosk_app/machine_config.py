@@ -25,6 +25,7 @@ from kiosk_app.settings import (
     ShotSettings,
 )
 from storesight_common.files import write_atomic
+from storesight_common.validation import problems
 
 CONFIG_ENV = "STORESIGHT_KIOSK_CONFIG"
 DEFAULT_ZONE = DEFAULT_COUNTER_ZONE
@@ -107,10 +108,8 @@ def load_config(path: Path | None = None) -> MachineConfig | None:
             f"the kiosk configuration {path} is not JSON (line {error.lineno}: {error.msg})"
         ) from error
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in error.errors()
-        )
-        raise ConfigFileError(f"the kiosk configuration {path} is invalid: {problems}") from error
+        described = "; ".join(problems(error, whole="file"))
+        raise ConfigFileError(f"the kiosk configuration {path} is invalid: {described}") from error
 
 
 def save_config(config: MachineConfig, path: Path | None = None) -> Path:
