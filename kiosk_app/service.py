@@ -27,7 +27,7 @@ from pathlib import Path
 import structlog
 
 from contract import CheckoutResponse, Receipt
-from kiosk_app.binding import Capture, CheckoutBinder
+from kiosk_app.binding import CheckoutBinder, CounterSnapshot
 from kiosk_app.capture import CaptureStats, CaptureThread
 from kiosk_app.events import EventSink
 from kiosk_app.frames import Frame
@@ -37,10 +37,9 @@ from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts.folder_watcher import ExportFolderWatcher
 from kiosk_app.receipts.http_endpoint import LocalReceiptServer
 from kiosk_app.receipts.intake import ReceiptIntake
-from kiosk_app.runner import LoopedSource, PacedSource, TimedSource
 from kiosk_app.settings import KioskSettings
 from kiosk_app.sightings import SightingReporter
-from kiosk_app.sources import FrameSource, open_source
+from kiosk_app.sources import FrameSource, LoopedSource, PacedSource, TimedSource, open_source
 from models.store import ModelStore
 
 log = structlog.get_logger(__name__)
@@ -142,7 +141,7 @@ class KioskService:
             grace_s=config.grace_s,
         )
         self._pending_cond = threading.Condition()
-        self._pending: PendingReceipts[Capture] = PendingReceipts(
+        self._pending: PendingReceipts[CounterSnapshot] = PendingReceipts(
             grace_s=config.grace_s, clock=time.monotonic
         )
         self._outbox = _ReportingOutbox(config.data_dir / "outbox.sqlite3", self._checkout_ended)
