@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -41,6 +42,9 @@ from kiosk_app.settings import KioskSettings
 from kiosk_app.sightings import SightingReporter
 from kiosk_app.sources import FrameSource, LoopedSource, PacedSource, TimedSource, open_source
 from models.store import ModelStore
+
+if TYPE_CHECKING:
+    from kiosk_app.uplink import LinkState
 
 log = structlog.get_logger(__name__)
 
@@ -108,7 +112,7 @@ class ServiceStatus:
     capture: CaptureStats
     outbox_pending: int | None  # None when the outbox could not be read
     outbox_dead: int | None
-    cloud: str  # "unknown" | "online" | "offline" | "refused"
+    cloud: LinkState
     cloud_detail: str
     source_ended: bool
 
