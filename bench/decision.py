@@ -30,7 +30,7 @@ from cloud_api.recognition import EngineSettings, RecognitionEngine  # noqa: E40
 from cloud_api.recognition.gallery import Gallery, Shot, Visit  # noqa: E402
 from cloud_api.recognition.policy import DecisionPolicy  # noqa: E402
 from evaluation.tables import format_table  # noqa: E402
-from facelib.logs import configure_logging  # noqa: E402
+from storesight_common.logs import configure_logging  # noqa: E402
 
 SHOTS = 8
 CHUNK = 100_000

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from cloud_api.recognition import GENDERS, EngineSettings, Match, RecognitionEngine, SampleMeta
 from evaluation.tables import format_table
 from facelib.config import FaceLibSettings
-from facelib.logs import configure_logging
+from storesight_common.logs import configure_logging
 
 DIM = 128
 STORES = 100

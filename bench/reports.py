@@ -47,7 +47,7 @@ from cloud_api.db.session import make_engine, session_factory  # noqa: E402
 from cloud_api.seed import seed  # noqa: E402
 from contract import ReportFilters  # noqa: E402
 from evaluation.tables import format_table  # noqa: E402
-from facelib.logs import configure_logging  # noqa: E402
+from storesight_common.logs import configure_logging  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/storesight_bench"
 STORES = 50

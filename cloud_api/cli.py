@@ -22,8 +22,8 @@ from cloud_api.admin import AdminError
 from cloud_api.db.migrate import SchemaNotCurrent, display_url
 from cloud_api.settings import CloudSettings
 from facelib.config import FaceLibSettings
-from facelib.logs import configure_logging
 from models.errors import ModelError
+from storesight_common.logs import configure_logging
 
 PROG = "storesight-cloud"
 

@@ -4,5 +4,5 @@ Both sides import these, so a field renamed here is renamed everywhere at once. 
 depends only on pydantic, so the kiosk package pulls in no server code.
 """
 
-from contract.models import *  # noqa: F403
+from contract.bodies import *  # noqa: F403
 from contract.reports import *  # noqa: F403

@@ -31,11 +31,11 @@ import httpx
 
 from evaluation.data_paths import shared_data_dir
 from facelib.config import DetectorSettings, FaceLibSettings
-from facelib.logs import configure_logging
 from kiosk_app.events import EventCollector, JsonLinesWriter
 from kiosk_app.pipeline import FrameResult
 from kiosk_app.service import KioskService, ServiceConfig
 from kiosk_app.settings import KioskSettings
+from storesight_common.logs import configure_logging
 
 DEMO_DIR = Path("var/demo")
 CATALOGUE = [

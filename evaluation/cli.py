@@ -14,8 +14,8 @@ from evaluation.face_encoding import Pipeline
 from evaluation.tables import format_table
 from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.errors import FaceLibError
-from facelib.logs import configure_logging
 from models.errors import ModelError
+from storesight_common.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:

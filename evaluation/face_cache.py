@@ -137,7 +137,7 @@ _ANALYZER = None
 def _start_worker() -> None:
     global _ANALYZER
     from facelib.analyzer import FaceAnalyzer
-    from facelib.logs import configure_logging
+    from storesight_common.logs import configure_logging
 
     configure_logging(level="WARNING")
     _ANALYZER = FaceAnalyzer()

@@ -37,6 +37,7 @@ from kiosk_app.cloud_transport import (
     make_client,
     retry_after_s,
 )
+from storesight_common.validation import location
 
 log = structlog.get_logger(__name__)
 
@@ -376,7 +377,7 @@ class AlertStream:
                 id=event.id,
                 errors=error.error_count(),
                 first_error=first["msg"],
-                field=".".join(str(p) for p in first["loc"]),
+                field=location(first["loc"]),
                 data=event.data[:200],
             )
             if event.id is not None:

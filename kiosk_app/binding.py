@@ -58,7 +58,7 @@ class _Seen:
 
 
 @dataclass(frozen=True)
-class Capture:
+class CounterSnapshot:
     """The customer (and companions) at the counter at one moment, as the checkout sends them."""
 
     primary_track: int | None
@@ -157,17 +157,17 @@ class CheckoutBinder:
         others += [t for t, _ in primary.most_common() if t not in (chosen, *others)]
         return chosen, others[:MAX_COMPANIONS]
 
-    def capture(self, at: float, *, opt_out: bool = False) -> Capture:
+    def capture(self, at: float, *, opt_out: bool = False) -> CounterSnapshot:
         """Who stood at the counter at `at`, with their descriptors and crop, ready to send.
 
         Taken when the receipt is scanned; the receipt itself may come later (a POS export).
         """
         if opt_out:
-            return Capture(None, [], [], None, [], opted_out=True)
+            return CounterSnapshot(None, [], [], None, [], opted_out=True)
         primary, companions = self.who(at)
         return self.capture_tracks(primary, companions)
 
-    def capture_tracks(self, primary: int | None, companions: list[int]) -> Capture:
+    def capture_tracks(self, primary: int | None, companions: list[int]) -> CounterSnapshot:
         """The checkout's face data for these tracks, from their best shots so far."""
         embeddings: list[Embedding] = []
         crop: FaceCrop | None = None
@@ -180,9 +180,9 @@ class CheckoutBinder:
             shots = self._shots(track_id)[:1]
             if shots:
                 companion_bodies.append(Companion(embeddings=self._embed(shots)))
-        return Capture(primary, companions, embeddings, crop, companion_bodies)
+        return CounterSnapshot(primary, companions, embeddings, crop, companion_bodies)
 
-    def refresh(self, captured: Capture) -> Capture:
+    def refresh(self, captured: CounterSnapshot) -> CounterSnapshot:
         """The same people as `captured`, with the better shots their tracks have taken since
         (the customer stayed at the counter after the scan); `captured` itself once those
         tracks are forgotten."""
@@ -197,7 +197,7 @@ class CheckoutBinder:
         at: float,
         *,
         opt_out: bool = False,
-        captured: Capture | None = None,
+        captured: CounterSnapshot | None = None,
     ) -> Binding:
         """The checkout for `receipt`: from `captured` when the scan took it, else taken now."""
         if captured is not None:

@@ -13,13 +13,13 @@ import numpy as np
 
 from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.errors import FaceLibError
-from facelib.logs import configure_logging
 from facelib.types import FaceAnalysis, RGBImage
 from kiosk_app.events import JsonLinesWriter
 from kiosk_app.machine_config import MachineConfig
 from kiosk_app.settings import KioskSettings
 from kiosk_app.sources import SourceError
 from models.errors import ModelError
+from storesight_common.logs import configure_logging
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 

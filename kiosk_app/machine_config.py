@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +24,8 @@ from kiosk_app.settings import (
     KioskSettings,
     ShotSettings,
 )
+from storesight_common.files import write_atomic
+from storesight_common.validation import problems
 
 CONFIG_ENV = "STORESIGHT_KIOSK_CONFIG"
 #: where `storesight-cloud serve` listens by default (its STORESIGHT_CLOUD_HOST and _PORT)
@@ -114,10 +115,8 @@ def load_config(path: Path | None = None) -> MachineConfig | None:
             f"the kiosk configuration {path} is not JSON (line {error.lineno}: {error.msg})"
         ) from error
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in error.errors()
-        )
-        raise ConfigFileError(f"the kiosk configuration {path} is invalid: {problems}") from error
+        described = "; ".join(problems(error, whole="file"))
+        raise ConfigFileError(f"the kiosk configuration {path} is invalid: {described}") from error
 
 
 def save_config(config: MachineConfig, path: Path | None = None) -> Path:
@@ -125,16 +124,6 @@ def save_config(config: MachineConfig, path: Path | None = None) -> Path:
     path = path or config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     text = config.model_dump_json(indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".kiosk-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if sys.platform != "win32":
-            os.chmod(tmp, 0o600)  # it holds the device's API key
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    owner_only = None if sys.platform == "win32" else 0o600  # it holds the device's API key
+    write_atomic(path, text.encode("utf-8"), mode=owner_only)
     return path

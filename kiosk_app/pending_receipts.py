@@ -62,7 +62,7 @@ class InFlight:
 class PendingReceipts(Generic[CaptureT]):
     """Scans and receipts matched by receipt number (see the module docstring).
 
-    `CaptureT` is whatever the caller takes at a scan (the binder's `Capture`); it is only
+    `CaptureT` is whatever the caller takes at a scan (the binder's `CounterSnapshot`); it is only
     held and handed back.
     """
 

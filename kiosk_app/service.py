@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from contract import CheckoutResponse, Receipt
-from kiosk_app.binding import Capture, CheckoutBinder
+from kiosk_app.binding import CheckoutBinder, CounterSnapshot
 from kiosk_app.capture import CaptureStats, CaptureThread
 from kiosk_app.events import EventSink
 from kiosk_app.frames import Frame
@@ -37,11 +38,13 @@ from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts.folder_watcher import ExportFolderWatcher
 from kiosk_app.receipts.http_endpoint import LocalReceiptServer
 from kiosk_app.receipts.intake import ReceiptIntake
-from kiosk_app.runner import LoopedSource, PacedSource, TimedSource
 from kiosk_app.settings import KioskSettings
 from kiosk_app.sightings import SightingReporter
-from kiosk_app.sources import FrameSource, open_source
+from kiosk_app.sources import FrameSource, LoopedSource, PacedSource, TimedSource, open_source
 from models.store import ModelStore
+
+if TYPE_CHECKING:
+    from kiosk_app.uplink import LinkState
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +112,7 @@ class ServiceStatus:
     capture: CaptureStats
     outbox_pending: int | None  # None when the outbox could not be read
     outbox_dead: int | None
-    cloud: str  # "unknown" | "online" | "offline" | "refused"
+    cloud: LinkState
     cloud_detail: str
     source_ended: bool
 
@@ -142,7 +145,7 @@ class KioskService:
             grace_s=config.grace_s,
         )
         self._pending_cond = threading.Condition()
-        self._pending: PendingReceipts[Capture] = PendingReceipts(
+        self._pending: PendingReceipts[CounterSnapshot] = PendingReceipts(
             grace_s=config.grace_s, clock=time.monotonic
         )
         self._outbox = _ReportingOutbox(config.data_dir / "outbox.sqlite3", self._checkout_ended)

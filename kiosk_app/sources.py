@@ -470,3 +470,107 @@ class ImageFolderSource(_ContextSource):
 
     def close(self) -> None:
         self._paths = None
+
+
+class StageTimes(Protocol):
+    """Where `TimedSource` adds the time each read took (`kiosk_app.pipeline.StageTimer`)."""
+
+    def add(self, stage: str, seconds: float, count: int = 1) -> None: ...
+
+
+class TimedSource:
+    """Wraps a source to time each read (the decode stage) on the capture thread."""
+
+    def __init__(self, inner: FrameSource, timer: StageTimes) -> None:
+        self._inner = inner
+        self._timer = timer
+        self.name = inner.name
+        self.live = inner.live
+
+    def open(self) -> None:
+        self._inner.open()
+
+    def read(self) -> Frame | None:
+        started = time.perf_counter()
+        frame = self._inner.read()
+        if frame is not None:
+            self._timer.add("decode", time.perf_counter() - started)
+        return frame
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class PacedSource:
+    """Plays a file at its own frame rate, as a camera would deliver it (demos, benchmarks).
+
+    Without pacing a file is read as fast as the pipeline takes frames, which no camera does.
+    """
+
+    def __init__(self, inner: FrameSource) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.live = inner.live
+        self._start: float | None = None
+        self._first_ts = 0.0
+
+    def open(self) -> None:
+        self._inner.open()
+        self._start = None
+
+    def read(self) -> Frame | None:
+        frame = self._inner.read()
+        if frame is None:
+            return None
+        if self._start is None:
+            self._start, self._first_ts = time.monotonic(), frame.timestamp
+        due = self._start + (frame.timestamp - self._first_ts)
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        return frame
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class LoopedSource:
+    """Plays a file or folder over and over, as one endless stream (a shop-window demo, a
+    long benchmark). Indices and timestamps keep counting up across the loops."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.live = inner.live
+        self.loops = 0
+        self._index_offset = 0
+        self._time_offset = 0.0
+        self._last: Frame | None = None
+        self._step = 0.04
+
+    def open(self) -> None:
+        self._inner.open()
+
+    def read(self) -> Frame | None:
+        frame = self._inner.read()
+        if frame is None:
+            if self._last is None:
+                return None  # an empty source: nothing to loop
+            self._inner.close()
+            self._inner.open()
+            self.loops += 1
+            self._index_offset = self._last.index + 1
+            self._time_offset = self._last.timestamp + self._step
+            frame = self._inner.read()
+            if frame is None:
+                return None
+        looped = Frame(
+            frame.index + self._index_offset, frame.timestamp + self._time_offset, frame.image
+        )
+        if self._last is not None and looped.timestamp > self._last.timestamp:
+            self._step = looped.timestamp - self._last.timestamp
+        self._last = looped
+        return looped
+
+    def close(self) -> None:
+        self._inner.close()

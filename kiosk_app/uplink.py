@@ -28,6 +28,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection
+from typing import Literal
 
 import httpx
 import structlog
@@ -59,6 +60,10 @@ def _error_detail(response: httpx.Response) -> str:
     return error_from_response(response).summary
 
 
+LinkState = Literal["unknown", "online", "refused", "offline"]
+"""What the device knows of its link to the cloud (see `LinkHealth`)."""
+
+
 class LinkHealth:
     """What the last exchange with the cloud said, for a status bar (thread-safe reads).
 
@@ -69,15 +74,15 @@ class LinkHealth:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.state = "unknown"
+        self.state: LinkState = "unknown"
         self.detail = ""
         self.at: float | None = None
 
-    def record(self, state: str, detail: str = "") -> None:
+    def record(self, state: LinkState, detail: str = "") -> None:
         with self._lock:
             self.state, self.detail, self.at = state, detail, time.monotonic()
 
-    def snapshot(self) -> tuple[str, str, float | None]:
+    def snapshot(self) -> tuple[LinkState, str, float | None]:
         with self._lock:
             return self.state, self.detail, self.at
 

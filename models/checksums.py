@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from models.errors import ModelCorruptError
 
 _CHUNK = 1 << 20
 _lock = threading.Lock()
@@ -26,3 +29,10 @@ def sha256_of(path: Path) -> str:
     with _lock:
         _known[key] = value
     return value
+
+
+def expect_sha256(path: Path, expected: str, problem: Callable[[str], str]) -> None:
+    """Raise `ModelCorruptError(problem(actual))` unless `path`'s sha256 is `expected`."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelCorruptError(problem(actual))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from facelib.logs import configure_logging
 from models.errors import ModelError
 from models.fetch import FetchResult, fetch
 from models.manifest import load_manifest, models_dir
 from models.store import ModelStore
+from storesight_common.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:

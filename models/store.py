@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.checksums import sha256_of
-from models.errors import ModelCorruptError, ModelMissingError
+from models.checksums import expect_sha256
+from models.errors import ModelMissingError
 from models.manifest import Manifest, ModelSpec, load_manifest, models_dir
 
 
@@ -37,10 +37,12 @@ class ModelStore:
 
 
 def verify_file(name: str, spec: ModelSpec, path: Path) -> None:
-    actual = sha256_of(path)
-    if actual != spec.sha256:
-        raise ModelCorruptError(
+    expect_sha256(
+        path,
+        spec.sha256,
+        lambda actual: (
             f"model {name!r} at {path} is corrupt: sha256 {actual} but the manifest says "
             f"{spec.sha256} (from {spec.origin}); delete it and run "
             "`storesight-models fetch`"
-        )
+        ),
+    )

@@ -147,7 +147,8 @@ def test_concurrent_upgrades_on_postgresql_migrate_once() -> None:
     """API processes that all migrate on start-up: one migrates, the others wait and see head."""
     skip_unless_postgres()
     script = (
-        "import sys; from facelib.logs import configure_logging; configure_logging(json=True); "
+        "import sys; from storesight_common.logs import configure_logging; "
+        "configure_logging(json=True); "
         "from cloud_api.db.migrate import upgrade; upgrade(sys.argv[1])"
     )
     with temporary_postgres_database() as url:

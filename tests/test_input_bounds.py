@@ -39,7 +39,7 @@ from contract import (
     ReportFilters,
     jpeg_size,
 )
-from contract.models import CROP_SIZE
+from contract.bodies import CROP_SIZE
 from tests.cloud_fixtures import migrated_url  # noqa: F401  (fixture)
 from tests.cloud_server import serve
 

@@ -615,7 +615,7 @@ def test_http_stream_stall_is_detected_and_reconnected(mjpeg_server: _MjpegServe
 def test_looped_source_plays_the_file_again_with_rising_indices_and_timestamps(
     data_dir: Path,
 ) -> None:
-    from kiosk_app.runner import LoopedSource
+    from kiosk_app.sources import LoopedSource
 
     path = _video(data_dir, TINY_CLIP)  # 5 frames at about 24 fps
     first = _reference_frames(path, 1)[0]
@@ -635,7 +635,7 @@ def test_looped_source_plays_the_file_again_with_rising_indices_and_timestamps(
 
 
 def test_looped_source_repeats_a_folder_of_one_image(tmp_path: Path) -> None:
-    from kiosk_app.runner import LoopedSource
+    from kiosk_app.sources import LoopedSource
 
     (tmp_path / "frames").mkdir()
     (tmp_path / "frames" / "a.jpg").write_bytes(

@@ -663,7 +663,7 @@ def test_500s_dropped_connections_and_a_slow_cloud_then_everything_is_delivered(
 CHILD = """
 import sys, time
 from pathlib import Path
-from facelib.logs import configure_logging
+from storesight_common.logs import configure_logging
 from kiosk_app.outbox import Outbox
 from kiosk_app.uplink import Uplink
 

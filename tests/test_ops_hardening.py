@@ -28,7 +28,7 @@ from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.security import new_api_key
 from cloud_api.services.context import Services
 from cloud_api.settings import CloudSettings
-from facelib.logs import configure_logging
+from storesight_common.logs import configure_logging
 from tests.cloud_server import free_port, serve
 
 DEADLINE_S = 120.0  # generous: only there so a hang fails instead of blocking the suite

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud_api.services.errors import ServiceError, TooManyRequests
 from contract import ErrorBody, FieldError
+from storesight_common.validation import location
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +28,7 @@ def install(app: FastAPI) -> None:
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         fields = [
             FieldError(
-                field=".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+                field=location(e.get("loc", ()), skip={"body"}) or "body",
                 message=str(e.get("msg", "invalid")),
             )
             for e in error.errors()

@@ -6,9 +6,9 @@ its defaults come from.
 
 from cloud_api.recognition.engine import RebuildReport, RecognitionEngine
 from cloud_api.recognition.partitions import (
-    AGE_BANDS,
     GENDERS,
     LEVELS,
+    PARTITION_AGE_BANDS,
     UNKNOWN_AGE_BAND,
     Gender,
     Level,
@@ -19,7 +19,7 @@ from cloud_api.recognition.partitions import (
 from cloud_api.recognition.settings import EngineSettings
 
 __all__ = [
-    "AGE_BANDS",
+    "PARTITION_AGE_BANDS",
     "GENDERS",
     "LEVELS",
     "UNKNOWN_AGE_BAND",

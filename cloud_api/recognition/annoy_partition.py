@@ -9,8 +9,6 @@ until they drop it. Without an index directory the index stays in memory (tests)
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from annoy import AnnoyIndex
 
 from cloud_api.recognition.exact_buffer import NO_HITS, Hits, Labels, Rows
 from cloud_api.recognition.settings import EngineSettings
+from storesight_common.files import replacing
 
 log = structlog.get_logger(__name__)
 
@@ -93,15 +92,10 @@ def build_partition(
 
 def _publish(built: AnnoyIndex, path: Path, dim: int, *, prefault: bool) -> AnnoyIndex:
     """Save to a temporary file, rename it over `path`, and load `path` memory-mapped."""
-    temp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
-    try:
+    # the temporary file sits in an owner-only directory until it gets INDEX_FILE_MODE
+    with replacing(path, mode=INDEX_FILE_MODE, suffix=TEMP_SUFFIX) as temp:
         built.save(str(temp))  # Annoy writes (a new file, whatever was there), then maps it
         built.unload()
-        os.chmod(temp, INDEX_FILE_MODE)  # in an owner-only directory meanwhile
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     loaded = AnnoyIndex(dim, "euclidean")
     loaded.load(str(path), prefault)
     log.debug("recognition.index_published", path=str(path), bytes=path.stat().st_size)

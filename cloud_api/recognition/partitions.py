@@ -34,8 +34,8 @@ UNKNOWN_GENDER: Final = GENDERS.index("unknown")
 Level = Literal["store+gender+age", "store", "region", "global"]
 LEVELS: Final[tuple[Level, ...]] = get_args(Level)
 
-#: Inclusive age ranges in years; band i is AGE_BANDS[i]; the last one is open-ended.
-AGE_BANDS: Final[tuple[tuple[int, int | None], ...]] = (
+#: Inclusive age ranges in years; band i is PARTITION_AGE_BANDS[i]; the last one is open-ended.
+PARTITION_AGE_BANDS: Final[tuple[tuple[int, int | None], ...]] = (
     (0, 17),
     (18, 29),
     (30, 44),
@@ -47,14 +47,15 @@ _MAX_ID: Final = 2**63 - 1
 
 
 def age_band(years: float | None) -> int:
-    """The age band of an age in years (see AGE_BANDS); -1 when the age is unknown (None/NaN)."""
+    """The age band of an age in years (see PARTITION_AGE_BANDS); -1 when the age is unknown
+    (None/NaN)."""
     if years is None or (isinstance(years, float) and math.isnan(years)):
         return UNKNOWN_AGE_BAND
     if not isinstance(years, int | float) or isinstance(years, bool):
         raise ValueError(f"age must be a number of years, got {type(years).__name__}")
     if years < 0 or math.isinf(years):
         raise ValueError(f"age must be a finite number of years >= 0, got {years}")
-    for band, (_, high) in enumerate(AGE_BANDS):
+    for band, (_, high) in enumerate(PARTITION_AGE_BANDS):
         if high is None or years < high + 1:
             return band
     raise AssertionError("unreachable: the last band is open-ended")
@@ -71,9 +72,10 @@ def check_age_band(band: object) -> int:
     """`band` itself when it is a valid age band (-1 for unknown); ValueError otherwise."""
     if not isinstance(band, int | np.integer) or isinstance(band, bool):
         raise ValueError(f"age_band must be an int, got {type(band).__name__}")
-    if not UNKNOWN_AGE_BAND <= band < len(AGE_BANDS):
+    if not UNKNOWN_AGE_BAND <= band < len(PARTITION_AGE_BANDS):
         raise ValueError(
-            f"age_band must be -1 (unknown) or 0..{len(AGE_BANDS) - 1} (see age_band()); got {band}"
+            f"age_band must be -1 (unknown) or 0..{len(PARTITION_AGE_BANDS) - 1} "
+            f"(see age_band()); got {band}"
         )
     return int(band)
 
@@ -129,12 +131,12 @@ class NarrowFilter:
             genders[:] = False
             genders[[gender, UNKNOWN_GENDER]] = True
         # Index band + 1, so the unknown band (-1) is entry 0.
-        bands = np.ones(len(AGE_BANDS) + 1, dtype=bool)
+        bands = np.ones(len(PARTITION_AGE_BANDS) + 1, dtype=bool)
         if band != UNKNOWN_AGE_BAND:
             bands[:] = False
             bands[0] = True
             for near in (band - 1, band, band + 1):
-                if 0 <= near < len(AGE_BANDS):
+                if 0 <= near < len(PARTITION_AGE_BANDS):
                     bands[near + 1] = True
         self._genders = genders
         self._bands = bands

@@ -20,7 +20,8 @@ from contract import Cell, ReportFilters
 #: what a report builds: its columns, its rows and its summary figures
 Table = tuple[list[str], list[list[Cell]], dict[str, Cell]]
 
-AGE_BANDS: tuple[tuple[str, float, float], ...] = (
+#: (label, from, below) age ranges in years that reports group visitors and sales by
+REPORT_AGE_BANDS: tuple[tuple[str, float, float], ...] = (
     ("<18", 0, 18),
     ("18-24", 18, 25),
     ("25-34", 25, 35),
@@ -31,7 +32,7 @@ AGE_BANDS: tuple[tuple[str, float, float], ...] = (
 )
 UNKNOWN = "unknown"
 MAX_DAYS = 3 * 366
-#: the dates a report may cover: those a device's timestamps may carry (contract.models), far
+#: the dates a report may cover: those a device's timestamps may carry (contract.bodies), far
 #: from the calendar's ends so that a day added or a time zone applied never overflows
 EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(8999, 12, 31)
 
@@ -152,7 +153,9 @@ def not_staff(customer_column: Any) -> ColumnElement[bool]:
 
 
 def age_band(age_column: Any) -> ColumnElement[str]:
-    whens = [(and_(age_column >= low, age_column < high), label) for label, low, high in AGE_BANDS]
+    whens = [
+        (and_(age_column >= low, age_column < high), label) for label, low, high in REPORT_AGE_BANDS
+    ]
     return case(*whens, else_=UNKNOWN)
 
 

@@ -5,7 +5,7 @@ They are derived data, rebuilt from the base tables at will:
 
 - `rebuild(session)` recomputes everything (after a bulk load: `storesight-cloud seed`).
 - `refresh(session)` takes in what arrived since the last refresh: the store-days of new
-  receipts and sightings (found by id, re-reading the last `LOOKBACK_IDS` ids, since ids can
+  receipts and sightings (found by id, re-reading the last `LOOK_BACK_IDS` ids, since ids can
   commit out of order) and the store-days marked dirty, and recomputes just those slices;
   many slices at once fall back to a full rebuild.
 - `customers_changed(session, ids)` marks customers' store-days dirty and recomputes their
@@ -69,7 +69,8 @@ from cloud_api.reports.common import UNKNOWN, age_band, as_date, day_of, hour_of
 
 log = structlog.get_logger(__name__)
 
-LOOKBACK_IDS = 50
+#: How far below the newest receipt and sighting ids already read a refresh looks again.
+LOOK_BACK_IDS = 50
 #: above this many store-days to recompute, one full rebuild is quicker
 FULL_REBUILD_SLICES = 300
 ADVISORY_LOCK = 7_031_001
@@ -465,8 +466,8 @@ def refresh(session: Session) -> RefreshStats:
         return rebuild(session)
     if (state.receipt_id, state.sighting_id) == high and not dirty:
         return RefreshStats("none", 0, 0, time.perf_counter() - started)
-    since_receipt = max(0, state.receipt_id - LOOKBACK_IDS)
-    since_sighting = max(0, state.sighting_id - LOOKBACK_IDS)
+    since_receipt = max(0, state.receipt_id - LOOK_BACK_IDS)
+    since_sighting = max(0, state.sighting_id - LOOK_BACK_IDS)
     receipt_day = day_of(dialect, Receipt.scanned_at)
     sighting_day = day_of(dialect, Sighting.at)
     count = session.scalar(select(func.count()).where(Receipt.id > since_receipt)) or 0

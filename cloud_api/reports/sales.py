@@ -19,7 +19,7 @@ from cloud_api.db.models import (
     RollupSegmentSales,
 )
 from cloud_api.reports.common import (
-    AGE_BANDS,
+    REPORT_AGE_BANDS,
     UNKNOWN,
     Table,
     Window,
@@ -199,7 +199,7 @@ def portrait(session: Session, w: Window) -> Table:
             segments[(dimension, value)][1] += float(revenue or 0)
     order = {
         "gender": ["female", "male", UNKNOWN],
-        "age_band": [label for label, _, _ in AGE_BANDS] + [UNKNOWN],
+        "age_band": [label for label, _, _ in REPORT_AGE_BANDS] + [UNKNOWN],
         "frequency": [label for label, _, _ in FREQUENCY_BUCKETS],
     }
     total = len(people)
@@ -232,7 +232,7 @@ def preferences(session: Session, w: Window) -> Table:
     spend: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for g, b, category, revenue in session.execute(query):
         spend[(str(g), str(b))][str(category)] = money(revenue)
-    order = [label for label, _, _ in AGE_BANDS] + [UNKNOWN]
+    order = [label for label, _, _ in REPORT_AGE_BANDS] + [UNKNOWN]
     rows: list[list[Cell]] = []
     top: dict[str, Cell] = {}
     for g in ("female", "male", UNKNOWN):

@@ -16,7 +16,7 @@ from cloud_api.db.models import (
     RollupVisitorSegments,
 )
 from cloud_api.reports.common import (
-    AGE_BANDS,
+    REPORT_AGE_BANDS,
     UNKNOWN,
     Table,
     Window,
@@ -150,7 +150,7 @@ def demographics(session: Session, w: Window) -> Table:
         )
     )
     counts[(UNKNOWN, UNKNOWN)][1] += int(anonymous or 0)
-    order = [label for label, _, _ in AGE_BANDS] + [UNKNOWN]
+    order = [label for label, _, _ in REPORT_AGE_BANDS] + [UNKNOWN]
     genders = ["female", "male", UNKNOWN]
     rows: list[list[Cell]] = [
         [b, g, counts[(b, g)][0], counts[(b, g)][1]]

@@ -26,8 +26,8 @@ FEMALE_SHARE = 0.54
 GENDER_MISREAD = 0.03  # estimated gender wrong
 AGE_ERROR_YEARS = 2.5
 
-#: (from, to, share) of shoppers' ages
-AGE_BANDS: tuple[tuple[int, int, float], ...] = (
+#: (from, below, share): how the synthetic shoppers' ages are spread
+SHOPPER_AGE_MIX: tuple[tuple[int, int, float], ...] = (
     (16, 25, 0.14), (25, 35, 0.20), (35, 45, 0.19), (45, 55, 0.17), (55, 65, 0.14),
     (65, 75, 0.10), (75, 86, 0.06),
 )  # fmt: skip

@@ -11,7 +11,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cloud_api.seed.catalogue import (
-    AGE_BANDS,
     AGE_PREFERENCES,
     BUY_SHARE,
     CATALOGUE,
@@ -33,6 +32,7 @@ from cloud_api.seed.catalogue import (
     REGION_NAMES,
     SEASONAL_CATEGORIES,
     SEGMENTS,
+    SHOPPER_AGE_MIX,
     STAFF_LUNCH_RETURN,
     STAFF_PURCHASE,
     STAFF_RECOGNITION,
@@ -243,10 +243,10 @@ def _regulars(
 
 def _demographics(rng: np.random.Generator, n: int) -> tuple[Bools, F64, I64]:
     female = rng.random(n) < FEMALE_SHARE
-    weights = np.array([band[2] for band in AGE_BANDS])
-    band = rng.choice(len(AGE_BANDS), size=n, p=weights / weights.sum())
-    low = np.array([b[0] for b in AGE_BANDS], dtype=np.float64)[band]
-    high = np.array([b[1] for b in AGE_BANDS], dtype=np.float64)[band]
+    weights = np.array([band[2] for band in SHOPPER_AGE_MIX])
+    band = rng.choice(len(SHOPPER_AGE_MIX), size=n, p=weights / weights.sum())
+    low = np.array([b[0] for b in SHOPPER_AGE_MIX], dtype=np.float64)[band]
+    high = np.array([b[1] for b in SHOPPER_AGE_MIX], dtype=np.float64)[band]
     age = low + rng.random(n) * (high - low)
     profile = np.where(age < 25, 2, np.where(age >= 62, 0, 1))
     profile = np.where((profile == 1) & (rng.random(n) < 0.2), 0, profile)  # part-timers

@@ -1,5 +1,6 @@
 """Face detector backends behind one interface, chosen by `DetectorSettings.type`."""
 
-from facelib.detectors.base import FaceDetector, create_detector
+from facelib.detectors.base import FaceDetector
+from facelib.detectors.factory import create_detector
 
 __all__ = ["FaceDetector", "create_detector"]

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from contract import MemberInfo, MembershipRequest, VipCard
+from storesight_common.validation import problems
 
 LEVEL_COLOURS = {
     "new": "#5f6b7a",
@@ -297,10 +298,6 @@ class EnrolDialog(QDialog):
                 consent=self.consent.isChecked(),
             )
         except ValidationError as error:
-            self.error.setText(
-                "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-                )
-            )
+            self.error.setText("; ".join(problems(error)))
             return
         self.accept()

@@ -17,7 +17,8 @@ from typing import Literal, Self
 
 import structlog
 
-from kiosk_app.receipts.intake import ReceiptIntake, ReceiptRejected, reason_path, write_atomic
+from kiosk_app.receipts.intake import ReceiptIntake, ReceiptRejected, reason_path
+from storesight_common.files import write_atomic
 
 __all__ = ["MAX_FILE_BYTES", "ExportFolderWatcher"]
 

@@ -8,7 +8,6 @@ The server and the folder watcher share one `ReceiptIntake`. A bad input is reje
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -24,13 +23,13 @@ from kiosk_app.receipts.parsing import (
     parse_json_receipt,
     utc_now,
 )
+from storesight_common.files import write_atomic
 
 __all__ = [
     "ReceiptHandler",
     "ReceiptIntake",
     "ReceiptRejected",
     "reason_path",
-    "write_atomic",
 ]
 
 log = structlog.get_logger(__name__)
@@ -61,16 +60,6 @@ def reason_path(dead_letter: Path) -> Path:
 def _safe_name(text: str, limit: int = 80) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
     return cleaned[:limit] or "unknown"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside `path` under a dotfile name, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, path)
 
 
 class ReceiptIntake:

@@ -43,6 +43,7 @@ import structlog
 from pydantic import ValidationError
 
 from contract import Receipt
+from storesight_common.validation import problems
 
 __all__ = [
     "CSV_COLUMNS",
@@ -78,15 +79,6 @@ _MAX_PROBLEMS = 20
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _problems(error: ValidationError, prefix: str = "") -> list[str]:
-    out = []
-    for item in error.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"])
-        where = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "receipt")
-        out.append(f"{where}: {item['msg']}")
-    return out
 
 
 def _join(problems: list[str]) -> str:
@@ -143,7 +135,7 @@ def parse_json_receipt(raw: bytes, source: str) -> Receipt:
     try:
         return Receipt.model_validate(data)
     except ValidationError as error:
-        raise InvalidReceipt(_join(_problems(error, prefix))) from None
+        raise InvalidReceipt(_join(problems(error, prefix=prefix, whole="receipt"))) from None
 
 
 class _Group:
