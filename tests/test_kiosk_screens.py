@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from contract import Preferences, VipArrival, VipCard, VisitSummary
-from contract.models import CROP_SIZE
+from contract.bodies import CROP_SIZE
 from kiosk_app.gui.staff_window import StaffWindow
 from kiosk_app.gui.vip_card import FALLBACK_CURRENCY, VipCardWidget
 
