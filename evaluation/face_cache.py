@@ -148,10 +148,11 @@ def _analyse(path: Path) -> FaceRecord:
     from facelib.images import read_rgb
 
     assert _ANALYZER is not None, "worker not started"
-    faces = _ANALYZER.analyze(read_rgb(path))
+    image = read_rgb(path)
+    faces = _ANALYZER.analyze(image)
     if not faces:
         return NO_FACE
-    image_h, image_w = read_rgb(path).shape[:2]
+    image_h, image_w = image.shape[:2]
     face = faces[central([f.detection.box for f in faces], image_w, image_h)]
     if face.descriptor is None:
         return NO_FACE

@@ -89,29 +89,29 @@ class Protocol:
             return self, 0
         matrix = np.stack([v for p in gallery if (v := faces[p].descriptor) is not None])
         norms = (matrix * matrix).sum(axis=1)
-        duplicated: set[Path] = set()
-        resolved = {g.resolve(): g for g in gallery}
+        in_gallery = {g.resolve() for g in gallery}
+        duplicated: set[Path] = set()  # resolved paths of non-mated photos to drop
         for pair in reviewed or set():
-            for first, second in (tuple(pair), tuple(pair)[::-1]):
-                if second in resolved:
-                    duplicated.add(first)
+            first, second = tuple(pair)
+            if second in in_gallery:
+                duplicated.add(first)
+            if first in in_gallery:
+                duplicated.add(second)
         for probe in self.probes:
             if probe.mated:
                 continue
             for photo in probe.photos:
                 v = faces[photo].descriptor
-                if v is None or photo in duplicated:
+                if v is None or photo.resolve() in duplicated:
                     continue
                 distances = np.sqrt(np.maximum(norms - 2 * matrix @ v + float(v @ v), 0.0))
                 if float(distances.min()) < DUPLICATE_DISTANCE or any(
                     _same_labels(photo, gallery[i])
                     for i in np.flatnonzero(distances < SAME_PERSON_DISTANCE)
                 ):
-                    duplicated.add(photo)
+                    duplicated.add(photo.resolve())
         kept = [  # a mated probe stays: its own identity is enrolled, a match is right
-            p
-            for p in self.probes
-            if p.mated or not ({f.resolve() for f in p.photos} | set(p.photos)) & duplicated
+            p for p in self.probes if p.mated or not {f.resolve() for f in p.photos} & duplicated
         ]
         return Protocol(self.enrolled, kept, self.distractors), len(self.probes) - len(kept)
 

@@ -84,9 +84,9 @@ def judge_face(
     gender = demographics.gender if demographics else None
     age = demographics.age_years if demographics else None
     context = context_for(caller.region_id, caller.store_id, gender, age)
-    if services.recognizer.policy.is_child(age):
-        return FaceVerdict("child", usable, context)
     decision = services.recognizer.decide(usable, context, exclude=exclude)
+    if decision.child:  # the policy's age limit: neither matched nor to be enrolled
+        return FaceVerdict("child", usable, context)
     accepted = decision.returning
     candidate = session.get(Customer, accepted.customer_id) if accepted is not None else None
     if candidate is None:  # nobody close enough (or deleted a moment ago)
