@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cloud_api.admin import AdminError
 from cloud_api.db.migrate import SchemaNotCurrent, display_url
+from cloud_api.db.session import error_line
 from cloud_api.settings import CloudSettings
 from facelib.config import FaceLibSettings
 from models.errors import ModelError
@@ -50,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         return _fail(f"invalid settings: {error}")
     except SQLAlchemyError as error:
-        orig = getattr(error, "orig", None)
-        detail = str(orig if orig is not None else error).strip().splitlines()
-        return _fail(f"database error: {detail[0] if detail else type(error).__name__}")
+        return _fail(f"database error: {error_line(error)}")
     except KeyboardInterrupt:
         return 130
 
@@ -317,11 +316,8 @@ def _check_database_reachable(settings: CloudSettings) -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
-        orig = getattr(error, "orig", None)
-        lines = str(orig if orig is not None else error).strip().splitlines()
-        reason = lines[0] if lines else type(error).__name__
         raise CommandError(
-            f"cannot reach the database {display_url(settings.database_url)}: {reason}"
+            f"cannot reach the database {display_url(settings.database_url)}: {error_line(error)}"
         ) from None
     finally:
         engine.dispose()

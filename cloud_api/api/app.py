@@ -23,7 +23,7 @@ from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.request_id import RequestIdMiddleware
 from cloud_api.api.routes import router
 from cloud_api.dashboard import router as dashboard
-from cloud_api.db.session import make_engine, session_factory
+from cloud_api.db.session import error_line, make_engine, session_factory
 from cloud_api.reports import rollups
 from cloud_api.services.context import Services
 from cloud_api.services.login_limits import LoginLimits
@@ -70,7 +70,7 @@ class _Periodic:
                         "background_task_failing",
                         task=self._thread.name,
                         error="the database is unavailable",
-                        detail=_first_line(error),
+                        detail=error_line(error),
                     )
                 elif not failing:
                     log.exception("background_task_failing", task=self._thread.name)
@@ -85,14 +85,6 @@ class _Periodic:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
-
-
-def _first_line(error: BaseException) -> str:
-    """The first line of an error (a database driver's message; the SQL's parameters are
-    hidden by the engine), for a log line."""
-    orig = getattr(error, "orig", None)
-    lines = str(orig if orig is not None else error).strip().splitlines()
-    return lines[0][:300] if lines else ""
 
 
 def create_app(settings: CloudSettings | None = None) -> FastAPI:

@@ -135,3 +135,12 @@ def checkpoint_wal(engine: Engine) -> None:
         raw.close()
     if busy:
         log.info("sqlite_checkpoint_incomplete", reason="readers or a writer still active")
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of a database error, for a message or a log line: the driver's own
+    words when there are some (the SQL's parameters are hidden by `make_engine`), else the
+    error's type."""
+    orig = getattr(error, "orig", None)
+    lines = str(orig if orig is not None else error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__
