@@ -94,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     op.add_argument(
         "--fit", type=Path, default=None, help="fit the threshold curve and write it here"
     )
+    op.add_argument(
+        "--compare",
+        action="store_true",
+        help="also measure the rule before the open-set policy and each idea of it, side by side",
+    )
     op.add_argument("--gender-csv", type=Path, default=data / "faces/lfw_gender.csv")
     op.add_argument("--json", type=Path, default=None)
 

@@ -40,6 +40,9 @@ from cloud_api.recognition.policy import DecisionPolicy
 from evaluation.face_cache import FaceRecord
 from evaluation.openset_data import GroupLabels, Identity, half_of, utk_meta
 
+#: A decision rule to measure instead of the product's (see evaluation.openset_compare)
+Decider = Callable[[Gallery, Visit, tuple[int, ...]], Decision]
+
 ENROL_PHOTOS = 2
 VISIT_PHOTOS = 3
 REGION, STORE = 1, 1
@@ -106,7 +109,7 @@ class Protocol:
                     continue
                 distances = np.sqrt(np.maximum(norms - 2 * matrix @ v + float(v @ v), 0.0))
                 if float(distances.min()) < DUPLICATE_DISTANCE or any(
-                    _same_labels(photo, gallery[i])
+                    same_labels(photo, gallery[i])
                     for i in np.flatnonzero(distances < SAME_PERSON_DISTANCE)
                 ):
                     duplicated.add(photo.resolve())
@@ -170,7 +173,8 @@ def build_protocol(
     return Protocol(gallery, probes, others)
 
 
-def _same_labels(a: Path, b: Path) -> bool:
+def same_labels(a: Path, b: Path) -> bool:
+    """Two UTKFace crops whose labels agree: gender, ethnicity, ages within the gap."""
     first, second = utk_meta(a), utk_meta(b)
     if first is None or second is None:
         return False
@@ -246,8 +250,12 @@ def run(
     *,
     engine_settings: EngineSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    decider: Decider | None = None,
 ) -> RunResult:
-    """Decide every probe at every gallery size (one gallery, grown size by size)."""
+    """Decide every probe at every gallery size (one gallery, grown size by size).
+
+    `decider` replaces `Gallery.decide` (a reference rule to compare with); by default the
+    product's decision is measured."""
     engine = RecognitionEngine(engine_settings or EngineSettings(), None)
     gallery = Gallery(engine, policy)
     enroller = _Enroller(gallery, faces)
@@ -265,9 +273,13 @@ def run(
                 engine.rebuild()
             outcomes = []
             for probe in tqdm(protocol.probes, desc=f"{size} distractors", unit="probe"):
-                decision = _decide(gallery, probe, faces)
+                decision = _decide(gallery, probe, faces, decider=decider)
                 own = enroller.customer.get(probe.identity) if probe.mated else None
-                left_out = None if own is None else _decide(gallery, probe, faces, exclude=own)
+                left_out = (
+                    None
+                    if own is None
+                    else _decide(gallery, probe, faces, exclude=own, decider=decider)
+                )
                 outcomes.append(Outcome(probe, decision, enroller.customer, left_out))
             results.append(SizeResult(size, gallery.customers(), outcomes))
             if progress is not None:
@@ -279,14 +291,21 @@ def run(
 
 
 def _decide(
-    gallery: Gallery, probe: Probe, faces: dict[Path, FaceRecord], exclude: int | None = None
+    gallery: Gallery,
+    probe: Probe,
+    faces: dict[Path, FaceRecord],
+    exclude: int | None = None,
+    decider: Decider | None = None,
 ) -> Decision:
     records = [r for p in probe.photos if (r := faces[p]).descriptor is not None]
     if not records:
         return Decision()
     shots = [Shot(r.descriptor, 1.0) for r in records if r.descriptor is not None]
     visit = Visit(shots, REGION, STORE, age_years=_mean_age(records))
-    return gallery.decide(visit, exclude=() if exclude is None else (exclude,))
+    excluded = () if exclude is None else (exclude,)
+    if decider is not None:
+        return decider(gallery, visit, excluded)
+    return gallery.decide(visit, exclude=excluded)
 
 
 def _mean_age(records: Sequence[FaceRecord]) -> float | None:

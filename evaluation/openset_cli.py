@@ -11,6 +11,7 @@ from cloud_api.recognition.policy import DecisionPolicy
 from cloud_api.settings import CloudSettings
 from evaluation.face_cache import FaceCache, analyse_photos
 from evaluation.openset import build_protocol, run, summary
+from evaluation.openset_compare import compare, label_agreement
 from evaluation.openset_data import (
     GroupLabels,
     read_identities,
@@ -46,8 +47,9 @@ def openset(args: argparse.Namespace, data: Path) -> int:
     finally:
         cache.close()
     reviewed = reviewed_same_person(data) if args.enrolled is None else set()
-    protocol, duplicates = protocol.without_duplicates(faces, reviewed)
-    protocol = protocol.probes_of(args.half)
+    agreement = label_agreement(protocol, faces) if args.compare else None
+    cleaned, duplicates = protocol.without_duplicates(faces, reviewed)
+    protocol = cleaned.probes_of(args.half)
     result = run(protocol, faces, sizes, policy)
     figures = summary(result, policy)
     figures["protocol"]["nonmated_probes_dropped_as_duplicates"] = duplicates
@@ -73,6 +75,13 @@ def openset(args: argparse.Namespace, data: Path) -> int:
         args.fit.write_text(json.dumps(policy_fields(fitted), indent=2) + "\n")
         print(f"\nfitted on the {args.half} half: {json.dumps(policy_fields(fitted))}")
         print(f"wrote {args.fit} (use it with --policy, or as the cloud's recognition_file)")
+    if args.compare:
+        rows = compare(protocol, cleaned.probes_of("fit"), faces, sizes, policy)
+        figures["compare"] = rows
+        figures["label_agreement"] = agreement
+        print("\nwhat each idea buys, at the largest size (" + args.half + " probes)")
+        print(format_table(list(rows[0]), [list(r.values()) for r in rows]))
+        print(f"close non-mated UTKFace pairs and their labels: {agreement}")
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         print(f"wrote {args.json}")
