@@ -63,8 +63,9 @@ class Probe:
 DUPLICATE_DISTANCE = 0.2
 #: Two UTKFace crops closer than this whose labels agree (gender, ethnicity, ages within
 #: `SAME_PERSON_AGE_GAP` years) are taken for one person filed twice. UTKFace holds many
-#: people several times: on the shared data, of the non-mated photos with a gallery photo
-#: this close, 72% agree in those labels, where 3.2% of random UTKFace pairs do.
+#: people several times: on the shared data, of the non-mated photos whose nearest gallery
+#: photo is this close, 51% agree in those labels, where 2.5% of random UTKFace pairs do
+#: (`storesight-eval openset --compare` prints both).
 SAME_PERSON_DISTANCE = 0.4
 SAME_PERSON_AGE_GAP = 5
 
