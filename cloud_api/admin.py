@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import String, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -168,14 +169,16 @@ def get_device(session: Session, device_id: int) -> Device:
     return device
 
 
+def _refuse_if_done(what: str, done: str, at: datetime | None) -> None:
+    """An action done before is refused, saying when, rather than done again."""
+    if at is not None:
+        raise AdminError(f"{what} was already {done} at {at.isoformat(timespec='seconds')}")
+
+
 def revoke_device(session: Session, device_id: int) -> Device:
     """Revoke a device's API key for good; the device row stays for the history."""
     device = get_device(session, device_id)
-    if device.revoked_at is not None:
-        raise AdminError(
-            f"device {device_id} ({device.name!r}) was already revoked at "
-            f"{device.revoked_at.isoformat(timespec='seconds')}"
-        )
+    _refuse_if_done(f"device {device_id} ({device.name!r})", "revoked", device.revoked_at)
     device.revoked_at = utcnow()
     _flush(session, f"device {device_id}")
     return device
@@ -282,11 +285,7 @@ def revoke_sessions(session: Session, email: str) -> int:
 def disable_user(session: Session, email: str) -> int:
     """A user may no longer sign in, and their sessions end at once; how many ended."""
     user = get_user(session, email)
-    if user.disabled_at is not None:
-        raise AdminError(
-            f"user {user.email!r} was already disabled at "
-            f"{user.disabled_at.isoformat(timespec='seconds')}"
-        )
+    _refuse_if_done(f"user {user.email!r}", "disabled", user.disabled_at)
     user.disabled_at = utcnow()
     ended = _end_sessions(session, user)
     _flush(session, f"user {user.email!r}")

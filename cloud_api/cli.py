@@ -337,7 +337,7 @@ def _create_region(args: argparse.Namespace) -> int:
 
     with _admin_session(args) as session:
         region = create_region(session, args.name)
-    log.info("region created", region_id=region.id, name=region.name)
+    log.info("region_created", region_id=region.id, name=region.name)
     print(f"created region {region.id}: {region.name}")
     return 0
 
@@ -348,7 +348,7 @@ def _create_store(args: argparse.Namespace) -> int:
     with _admin_session(args) as session:
         store = create_store(session, args.region, args.code, args.name)
         region_name = store.region.name
-    log.info("store created", store_id=store.id, code=store.code, region=region_name)
+    log.info("store_created", store_id=store.id, code=store.code, region=region_name)
     print(f"created store {store.id}: {store.code} ({store.name}) in region {region_name}")
     return 0
 
@@ -361,7 +361,7 @@ def _create_device(args: argparse.Namespace) -> int:
         store_code = device.store.code
     # The key itself is never logged: only its public prefix.
     log.info(
-        "device created",
+        "device_created",
         device_id=device.id,
         kind=device.kind,
         store=store_code,
@@ -378,7 +378,7 @@ def _revoke_device(args: argparse.Namespace) -> int:
 
     with _admin_session(args) as session:
         device = revoke_device(session, args.device_id)
-    log.info("device revoked", device_id=device.id, key_prefix=device.key_prefix)
+    log.info("device_revoked", device_id=device.id, key_prefix=device.key_prefix)
     print(f"revoked device {device.id}: {device.name!r}; its API key no longer works")
     return 0
 
@@ -389,7 +389,7 @@ def _create_user(args: argparse.Namespace) -> int:
     password = _read_password(args.password_stdin)
     with _admin_session(args) as session:
         user = create_user(session, args.email, args.name, args.role, password, args.store)
-    log.info("user created", user_id=user.id, role=user.role)
+    log.info("user_created", user_id=user.id, role=user.role)
     print(f"created user {user.id}: {user.email} ({user.role})")
     return 0
 

@@ -30,13 +30,7 @@ import structlog
 from pydantic import ValidationError
 
 from contract import DeviceInfo, VipArrival
-from kiosk_app.cloud_transport import (
-    Backoff,
-    error_from_response,
-    is_transient,
-    make_client,
-    retry_after_s,
-)
+from kiosk_app import cloud_transport
 from storesight_common.validation import location
 
 log = structlog.get_logger(__name__)
@@ -160,7 +154,7 @@ class _Refused(Exception):
 
 def _describe(response: httpx.Response) -> str:
     """A short reason from an error answer: "HTTP status: the ErrorBody's detail"."""
-    return str(error_from_response(response))
+    return str(cloud_transport.error_from_response(response))
 
 
 class AlertStream:
@@ -198,7 +192,7 @@ class AlertStream:
         self._timeout = httpx.Timeout(
             connect=connect_timeout_s, read=read_timeout_s, write=10.0, pool=10.0
         )
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self._backoff = cloud_transport.Backoff(backoff_initial_s, backoff_max_s)
         self._slow_retry_s = slow_retry_s
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -266,7 +260,7 @@ class AlertStream:
         failures = 0  # in a row; a healthy connection starts the backoff again small
         log.info("alert_stream_started", cloud_url=self.cloud_url, store=self._store_id)
         try:
-            with make_client(
+            with cloud_transport.make_client(
                 self.cloud_url,
                 self._api_key,
                 timeout=self._timeout,
@@ -290,7 +284,7 @@ class AlertStream:
                         if self._stopping.is_set():
                             break
                         if isinstance(error, httpx.HTTPStatusError):
-                            retry_after = retry_after_s(error.response, time.time())
+                            retry_after = cloud_transport.retry_after_s(error.response, time.time())
                         self._status("offline", _network_reason(error))
                     except Exception as error:  # the thread must live on
                         log.exception("alert_stream_failed")
@@ -320,7 +314,7 @@ class AlertStream:
         status = response.status_code
         if status in (401, 403):
             raise _Refused("unauthorised", _describe(response))
-        if is_transient(status):
+        if cloud_transport.is_transient(status):
             raise httpx.HTTPStatusError(
                 _describe(response), request=response.request, response=response
             )

@@ -21,13 +21,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import structlog
 
 from kiosk_app.frames import Frame
 from kiosk_app.sources import FrameSource, SourceError
+from storesight_common.lifecycle import StartStop
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +47,7 @@ class CaptureStats:
     queued: int = 0  # frames waiting in the queue
 
 
-class CaptureThread:
+class CaptureThread(StartStop):
     """Reads `source` in a daemon thread into a queue of at most `queue_size` frames.
 
     `drop_when_full` defaults to `source.live`. Reconnect delays start at
@@ -201,18 +200,6 @@ class CaptureThread:
                 )
         if not already and self._started:
             log.info("capture_stopped", source=self._source.name, **self._stats_fields())
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---- capture thread ------------------------------------------------------------------------
 

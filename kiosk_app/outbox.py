@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,30 +121,16 @@ class OutboxStats:
     oldest_pending_age_s: float | None  # None when nothing is pending
 
 
-_COLUMNS = (
-    "id, idempotency_key, receipt_number, body, size, state, enqueued_at, attempts, "
-    "next_attempt_at, last_status, last_error, finished_at, latency_ms, response"
-)
+#: the outbox table's columns read into an `OutboxItem`, named as its fields
+_FIELDS = tuple(f.name for f in fields(OutboxItem))
+_COLUMNS = ", ".join(_FIELDS)
 
 
 def _item(row: tuple[Any, ...]) -> OutboxItem:
-    response = row[13]
-    return OutboxItem(
-        id=row[0],
-        idempotency_key=row[1],
-        receipt_number=row[2],
-        body=row[3],
-        size=row[4],
-        state=row[5],
-        enqueued_at=row[6],
-        attempts=row[7],
-        next_attempt_at=row[8],
-        last_status=row[9],
-        last_error=row[10],
-        finished_at=row[11],
-        latency_ms=row[12],
-        response=None if response is None else CheckoutResponse.model_validate_json(response),
-    )
+    values = dict(zip(_FIELDS, row, strict=True))
+    stored = values["response"]
+    values["response"] = None if stored is None else CheckoutResponse.model_validate_json(stored)
+    return OutboxItem(**values)
 
 
 class Outbox:

@@ -26,8 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
@@ -246,27 +245,7 @@ def to_rgb(image: np.ndarray[Any, Any], resize: tuple[int, int] | None) -> RGBIm
 # ---- sources -----------------------------------------------------------------------------------
 
 
-class _ContextSource:
-    def open(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class OpenCVSource(_ContextSource):
+class OpenCVSource:
     """A camera, network stream or video file read with `cv2.VideoCapture`."""
 
     def __init__(
@@ -413,7 +392,7 @@ class OpenCVSource(_ContextSource):
             capture.release()
 
 
-class ImageFolderSource(_ContextSource):
+class ImageFolderSource:
     """The images of a folder in name order (or one image file), one frame each."""
 
     live = False

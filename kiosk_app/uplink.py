@@ -35,17 +35,15 @@ import structlog
 from pydantic import ValidationError
 
 from contract import CheckoutResponse
-from kiosk_app.cloud_transport import (
-    DEFAULT_TIMEOUT,
-    Backoff,
-    error_from_response,
-    is_transient,
-    make_client,
-    retry_after_s,
-)
+from kiosk_app import cloud_transport
 from kiosk_app.outbox import Outbox, OutboxItem
 
-__all__ = ["CardCallback", "LinkHealth", "Uplink", "DEFAULT_TIMEOUT", "DEFAULT_HOLD_STATUSES"]
+__all__ = [
+    "CardCallback",
+    "LinkHealth",
+    "Uplink",
+    "DEFAULT_HOLD_STATUSES",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +55,7 @@ DEFAULT_HOLD_STATUSES: frozenset[int] = frozenset({401, 403, 404, 405, 407})
 
 def _error_detail(response: httpx.Response) -> str:
     """The ErrorBody's "error: detail" (with its field messages), else "HTTP status: body"."""
-    return error_from_response(response).summary
+    return cloud_transport.error_from_response(response).summary
 
 
 LinkState = Literal["unknown", "online", "refused", "offline"]
@@ -102,7 +100,7 @@ class Uplink:
         base_url: str,
         api_key: str,
         *,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout = cloud_transport.DEFAULT_TIMEOUT,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_card: CardCallback | None = None,
@@ -113,7 +111,9 @@ class Uplink:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s, jitter, rng or random.Random())
+        self._backoff = cloud_transport.Backoff(
+            backoff_initial_s, backoff_max_s, jitter, rng or random.Random()
+        )
         if poll_interval_s <= 0:
             raise ValueError("poll_interval_s must be positive")
         self.outbox = outbox
@@ -239,7 +239,7 @@ class Uplink:
 
     def _client_for_step(self) -> httpx.Client:
         if self._client is None:
-            self._client = make_client(
+            self._client = cloud_transport.make_client(
                 self.base_url,
                 self._api_key,
                 timeout=self._timeout,
@@ -265,7 +265,7 @@ class Uplink:
         if 200 <= status < 300:
             self.health.record("online")
             self._delivered(item, response, latency_ms)
-        elif is_transient(status):
+        elif cloud_transport.is_transient(status):
             self.health.record("offline", f"HTTP {status}")
             self._retry(item, _error_detail(response), status, response)
         elif status in self.hold_statuses or 300 <= status < 400:
@@ -336,7 +336,7 @@ class Uplink:
     ) -> None:
         now = self._clock()
         attempt = item.attempts + 1
-        asked = retry_after_s(response, now) if response is not None else None
+        asked = cloud_transport.retry_after_s(response, now) if response is not None else None
         delay = self._backoff.delay_s(attempt, asked)
         self.outbox.mark_retry(item.id, error, now + delay, status=status)
         (log.error if held else log.warning)(

@@ -164,7 +164,7 @@ def test_concurrent_upgrades_on_postgresql_migrate_once() -> None:
         outputs = [process.communicate(timeout=60) for process in processes]
         for process, (_, stderr) in zip(processes, outputs, strict=True):
             assert process.returncode == 0, stderr
-        applied = sorted(stderr.count('"migration applied"') for _, stderr in outputs)
+        applied = sorted(stderr.count('"migration_applied"') for _, stderr in outputs)
         assert applied == [0, 5]  # one process applied every revision, the other none
         assert current(url) == head_revision()
         assert check_schema_matches_models(url) == []

@@ -121,7 +121,7 @@ def test_missing_scanned_at_is_filled_with_now_and_logged(
         receipt = intake.accept_json(json.dumps(body).encode(), "http")
     assert receipt.scanned_at.tzinfo is not None
     assert abs(datetime.now(UTC) - receipt.scanned_at) < timedelta(seconds=5)
-    assert [e["number"] for e in logs if e["event"] == "receipt.scanned_at_filled"] == ["R-1001"]
+    assert [e["number"] for e in logs if e["event"] == "receipt_scanned_at_filled"] == ["R-1001"]
     assert handler.calls == [(receipt, "http")]
 
 

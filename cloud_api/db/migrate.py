@@ -120,12 +120,12 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at `url` up to `revision` (default: the newest)."""
     shown = display_url(url)
     before = current(url)
-    log.info("database upgrade starting", database=shown, current=before, target=revision)
+    log.info("database_upgrade_starting", database=shown, current=before, target=revision)
     with _alembic_lock:
         command.upgrade(alembic_config(url), revision)
     after = current(url)
     log.info(
-        "database upgrade finished",
+        "database_upgrade_finished",
         database=shown,
         revision=after,
         changed=before != after,
@@ -135,10 +135,10 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at `url` down to `revision` ("base" removes every table)."""
     shown = display_url(url)
-    log.warning("database downgrade starting", database=shown, target=revision)
+    log.warning("database_downgrade_starting", database=shown, target=revision)
     with _alembic_lock:
         command.downgrade(alembic_config(url), revision)
-    log.info("database downgrade finished", database=shown, revision=current(url))
+    log.info("database_downgrade_finished", database=shown, revision=current(url))
 
 
 def ensure_current(url: str) -> None:

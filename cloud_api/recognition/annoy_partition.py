@@ -98,7 +98,7 @@ def _publish(built: AnnoyIndex, path: Path, dim: int, *, prefault: bool) -> Anno
         built.unload()
     loaded = AnnoyIndex(dim, "euclidean")
     loaded.load(str(path), prefault)
-    log.debug("recognition.index_published", path=str(path), bytes=path.stat().st_size)
+    log.debug("recognition_index_published", path=str(path), bytes=path.stat().st_size)
     return loaded
 
 
@@ -113,5 +113,5 @@ def remove_stale_temp_files(index_dir: Path) -> int:
         temp.unlink(missing_ok=True)
         removed += 1
     if removed:
-        log.warning("recognition.stale_temp_files_removed", index_dir=str(index_dir), count=removed)
+        log.warning("recognition_stale_temp_files_removed", index_dir=str(index_dir), count=removed)
     return removed

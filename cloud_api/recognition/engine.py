@@ -205,7 +205,7 @@ class RecognitionEngine:
         self._last_rebuild_seconds = 0.0
         self._closed = False
         log.info(
-            "recognition.engine_started",
+            "recognition_engine_started",
             index_dir=str(index_dir) if index_dir is not None else None,
             **self.settings.model_dump(),
         )
@@ -304,7 +304,7 @@ class RecognitionEngine:
         with self._lock:
             self._check_open()
             self._removed.add(customer)
-        log.info("recognition.customer_removed", customer_id=customer)
+        log.info("recognition_customer_removed", customer_id=customer)
 
     # ----------------------------------------------------------------------------- searching
 
@@ -506,7 +506,7 @@ class RecognitionEngine:
             plans, removed_at_start = self._plan()
             todo = [p for p in plans if p.changed]
             log.info(
-                "recognition.rebuild_started",
+                "recognition_rebuild_started",
                 partitions=len(plans),
                 to_build=len(todo),
                 removed_customers=removed_at_start,
@@ -520,7 +520,7 @@ class RecognitionEngine:
                 if plan.want_annoy:
                     indexed += plan.live
                     annoy_built += 1
-                log.debug("recognition.partition_built", partition=plan.key, samples=plan.live)
+                log.debug("recognition_partition_built", partition=plan.key, samples=plan.live)
                 if progress is not None:
                     progress(done, len(todo))
             tail = self._swap(plans, built)
@@ -537,7 +537,7 @@ class RecognitionEngine:
             )
             self._rebuilds += 1
             self._last_rebuild_seconds = seconds
-            log.info("recognition.rebuild_finished", **_as_dict(report))
+            log.info("recognition_rebuild_finished", **_as_dict(report))
             return report
 
     def _plan(self) -> tuple[list[_Plan], int]:
@@ -691,7 +691,7 @@ class RecognitionEngine:
                 path.unlink(missing_ok=True)
             if self.index_dir is not None:
                 remove_stale_temp_files(self.index_dir)
-        log.info("recognition.engine_closed", files_removed=remove_files)
+        log.info("recognition_engine_closed", files_removed=remove_files)
 
     def __enter__(self) -> RecognitionEngine:
         return self

@@ -39,29 +39,10 @@ COLUMNS = [
     "false_rejects",
     "false_reject_rate",
 ]
-#: the counted columns
-_COUNTS = (
-    "decisions",
-    "accepted",
-    "possible_members",
-    "confirmations",
-    "rejections",
-    "with_truth",
-    "false_accepts",
-    "truth_findable",
-    "false_rejects",
-)
+#: the counted columns: every column after the store's but the rates
+_COUNTS = tuple(c for c in COLUMNS[3:] if not c.endswith("_rate"))
 #: the period's figures in the summary (a period's rates are over its totals)
-SUMMARY = (
-    "decisions",
-    "accepted",
-    "with_truth",
-    "false_accepts",
-    "false_accept_rate",
-    "truth_findable",
-    "false_rejects",
-    "false_reject_rate",
-)
+SUMMARY = ("decisions", "accepted", *COLUMNS[COLUMNS.index("with_truth") :])
 
 
 def _conditions() -> dict[str, ColumnElement[bool]]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 import structlog
 
 from kiosk_app.receipts.intake import ReceiptIntake, ReceiptRejected, reason_path
 from storesight_common.files import write_atomic
+from storesight_common.lifecycle import StartStop
 
 __all__ = ["MAX_FILE_BYTES", "ExportFolderWatcher"]
 
@@ -48,7 +48,7 @@ def _free_name(folder: Path, name: str) -> Path:
     return target
 
 
-class ExportFolderWatcher:
+class ExportFolderWatcher(StartStop):
     """Polls a folder the POS exports receipts into; every file is read once, when complete.
 
     A ``*.json`` / ``*.csv`` file is read when its size and modification time are the same on
@@ -93,7 +93,7 @@ class ExportFolderWatcher:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="receipt-folder", daemon=True)
         self._thread.start()
-        log.info("receipt_watcher.started", folder=str(self.folder), poll_s=self.poll_s)
+        log.info("receipt_watcher_started", folder=str(self.folder), poll_s=self.poll_s)
 
     def stop(self) -> None:
         thread = self._thread
@@ -102,26 +102,14 @@ class ExportFolderWatcher:
         self._stop.set()
         thread.join(timeout=max(5.0, 4 * self.poll_s))
         self._thread = None
-        log.info("receipt_watcher.stopped", folder=str(self.folder))
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        log.info("receipt_watcher_stopped", folder=str(self.folder))
 
     def _run(self) -> None:
         while True:
             try:
                 self.poll()
             except Exception:  # keep watching whatever one file did
-                log.exception("receipt_watcher.poll_failed", folder=str(self.folder))
+                log.exception("receipt_watcher_poll_failed", folder=str(self.folder))
             if self._stop.wait(self.poll_s):
                 return
 
@@ -131,7 +119,7 @@ class ExportFolderWatcher:
             entries = list(os.scandir(self.folder))
         except FileNotFoundError:
             if not self._folder_missing_logged:
-                log.warning("receipt_watcher.folder_missing", folder=str(self.folder))
+                log.warning("receipt_watcher_folder_missing", folder=str(self.folder))
                 self._folder_missing_logged = True
             return
         self._folder_missing_logged = False
@@ -178,17 +166,17 @@ class ExportFolderWatcher:
             try:
                 self.intake.dead_letter_file(path, source, reason)
             except FileNotFoundError:
-                log.info("receipt_watcher.vanished", file=name)
+                log.info("receipt_watcher_vanished", file=name)
             except OSError:  # nothing was read: the next polls try again
-                log.exception("receipt_watcher.move_failed", file=name)
+                log.exception("receipt_watcher_move_failed", file=name)
             return
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            log.info("receipt_watcher.vanished", file=name)
+            log.info("receipt_watcher_vanished", file=name)
             return
         except OSError as error:  # e.g. still locked by the POS on Windows: try again later
-            log.info("receipt_watcher.not_readable", file=name, error=str(error))
+            log.info("receipt_watcher_not_readable", file=name, error=str(error))
             return
         if len(raw) != size:  # grew (or shrank) since the last poll: wait until it settles
             return
@@ -222,10 +210,10 @@ class ExportFolderWatcher:
                         reason_path(target),
                         f"Receipts not taken: {detail}\nsource: folder:{name}\n".encode(),
                     )
-                log.info("receipt_watcher.moved", file=name, to=str(target), outcome=outcome)
+                log.info("receipt_watcher_moved", file=name, to=str(target), outcome=outcome)
         except FileNotFoundError:
-            log.info("receipt_watcher.vanished", file=name, outcome=outcome)
+            log.info("receipt_watcher_vanished", file=name, outcome=outcome)
         except OSError as error:
-            log.warning("receipt_watcher.move_failed", file=name, outcome=outcome, error=str(error))
+            log.warning("receipt_watcher_move_failed", file=name, outcome=outcome, error=str(error))
             return  # stays in _finished: the next poll retries the move, never the receipts
         self._finished.pop(name, None)

@@ -14,13 +14,13 @@ import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
 from kiosk_app.receipts.intake import ReceiptIntake, ReceiptRejected
+from storesight_common.lifecycle import StartStop
 
 __all__ = ["MAX_HTTP_BODY_BYTES", "LocalReceiptServer"]
 
@@ -53,7 +53,7 @@ class _Server(ThreadingHTTPServer):
     max_body: int
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("receipt_server.connection_error", client=str(client_address))
+        log.exception("receipt_server_connection_error", client=str(client_address))
 
 
 class _Server6(_Server):
@@ -69,7 +69,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.server
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("receipt_server.http", client=self.client_address[0], message=format % args)
+        log.debug("receipt_server_http", client=self.client_address[0], message=format % args)
 
     def _reply(self, status: HTTPStatus, body: dict[str, str], **headers: str) -> None:
         payload = json.dumps(body).encode()
@@ -128,7 +128,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         if length > app.max_body:
             self._drain(length, cap=8 * app.max_body)
-            log.warning("receipt_server.too_large", bytes=length, limit=app.max_body)
+            log.warning("receipt_server_too_large", bytes=length, limit=app.max_body)
             self._reply(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 {"error": f"body of {length} bytes is over the limit of {app.max_body}"},
@@ -165,7 +165,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.ACCEPTED, {"accepted": receipt.number})
 
 
-class LocalReceiptServer:
+class LocalReceiptServer(StartStop):
     """``POST /receipts`` on loopback, for a POS on the same PC (stdlib server, daemon thread)."""
 
     def __init__(
@@ -205,7 +205,7 @@ class LocalReceiptServer:
             daemon=True,
         )
         self._thread.start()
-        log.info("receipt_server.started", url=f"{self.url}/receipts")
+        log.info("receipt_server_started", url=f"{self.url}/receipts")
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
@@ -216,16 +216,4 @@ class LocalReceiptServer:
         if thread is not None:
             thread.join(timeout=5)
         self._server = self._thread = None
-        log.info("receipt_server.stopped")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        log.info("receipt_server_stopped")

@@ -119,7 +119,7 @@ class ReceiptIntake:
         target = self._dead_letter_target(source, path.suffix.lstrip(".") or "bin")
         write_atomic(reason_path(target), self._reason_text(source, reason))
         shutil.move(str(path), str(target))
-        log.warning("receipt.rejected", source=source, reason=reason, dead_letter=str(target))
+        log.warning("receipt_rejected", source=source, reason=reason, dead_letter=str(target))
         return target
 
     # ----------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ class ReceiptIntake:
                     self._handler(receipt, source)
                 except Exception:
                     log.exception(
-                        "receipt.handler_failed",
+                        "receipt_handler_failed",
                         source=source,
                         number=receipt.number,
                         delivered_before=delivered,
@@ -140,7 +140,7 @@ class ReceiptIntake:
                     raise
                 delivered.append(receipt.number)
                 log.info(
-                    "receipt.accepted",
+                    "receipt_accepted",
                     source=source,
                     number=receipt.number,
                     items=len(receipt.items),
@@ -156,10 +156,10 @@ class ReceiptIntake:
             write_atomic(reason_path(target), self._reason_text(source, reason))
             write_atomic(target, raw)
         except OSError:
-            log.exception("receipt.dead_letter_failed", source=source, reason=reason)
+            log.exception("receipt_dead_letter_failed", source=source, reason=reason)
             target = None
         log.warning(
-            "receipt.rejected",
+            "receipt_rejected",
             source=source,
             reason=reason,
             dead_letter=str(target) if target else None,

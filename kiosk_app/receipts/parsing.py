@@ -42,7 +42,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from contract import Receipt
+from contract import LineItem, Receipt
 from storesight_common.validation import problems
 
 __all__ = [
@@ -56,16 +56,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-CSV_COLUMNS = (
-    "number",
-    "scanned_at",
-    "sku",
-    "name",
-    "category",
-    "brand",
-    "quantity",
-    "unit_price",
-)
+#: a receipt's number and time, then one line item's fields, in the contract's order
+CSV_COLUMNS: tuple[str, ...] = ("number", "scanned_at", *LineItem.model_fields)
 CSV_OPTIONAL_COLUMNS = ("currency", "loyalty_id", "payment_token")
 #: Columns that describe the whole receipt: every row of one receipt must agree on them.
 _RECEIPT_COLUMNS = ("scanned_at", *CSV_OPTIONAL_COLUMNS)
@@ -126,7 +118,7 @@ def parse_json_receipt(raw: bytes, source: str) -> Receipt:
     if data.get("scanned_at") is None:
         data = {**data, "scanned_at": utc_now()}
         log.warning(
-            "receipt.scanned_at_filled",
+            "receipt_scanned_at_filled",
             source=source,
             number=str(data.get("number")),
             scanned_at=data["scanned_at"].isoformat(),
@@ -234,7 +226,7 @@ def parse_csv_receipts(raw: bytes, source: str) -> list[Receipt]:
         else:
             data["scanned_at"] = utc_now()
             log.warning(
-                "receipt.scanned_at_filled",
+                "receipt_scanned_at_filled",
                 source=source,
                 number=group.number,
                 scanned_at=data["scanned_at"].isoformat(),

@@ -45,7 +45,7 @@ def _log_step(
 ) -> None:
     """Alembic's on_version_apply hook: one structured log line per revision applied."""
     log.info(
-        "migration applied",
+        "migration_applied",
         direction="upgrade" if step.is_upgrade else "downgrade",
         from_revision=", ".join(step.source_revision_ids) or None,
         to_revision=", ".join(step.destination_revision_ids) or None,
