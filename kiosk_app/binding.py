@@ -15,6 +15,7 @@ face data at all.
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 from collections import Counter, deque
@@ -81,6 +82,13 @@ def idempotency_key(device: str, receipt: Receipt) -> str:
     millis = int(receipt.scanned_at.timestamp() * 1000)
     safe = "".join(c if c.isalnum() or c in "-." else "-" for c in receipt.number)
     return f"{device}:{safe}:{millis}"
+
+
+def checkout_id(key: str) -> str:
+    """A short id for one checkout, bound to the till's log lines about it and sent as the
+    cloud request's ``X-Request-ID``, so one id follows it through both logs. Derived from
+    the idempotency key (every retry carries the same id) without showing the receipt."""
+    return "ck-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def encode_crop(chip: RGBImage) -> FaceCrop:

@@ -29,6 +29,7 @@ from contract import ErrorBody, FieldError
 
 __all__ = [
     "API_KEY_HEADER",
+    "REQUEST_ID_HEADER",
     "DEFAULT_TIMEOUT",
     "RETRY_STATUSES",
     "USER_AGENT",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 API_KEY_HEADER = "X-API-Key"
+#: the cloud logs a request under the id its caller gives here
+REQUEST_ID_HEADER = "X-Request-ID"
 #: connect quickly or give up; a checkout answer may take a few seconds on a busy cloud
 DEFAULT_TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=5.0, pool=2.0)
 #: the cloud cannot take it right now (with any 5xx)

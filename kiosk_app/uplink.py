@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from contract import CheckoutResponse
 from kiosk_app import cloud_transport
+from kiosk_app.binding import checkout_id
 from kiosk_app.outbox import Outbox, OutboxItem
 
 __all__ = [
@@ -252,9 +253,17 @@ class Uplink:
         if item.body is None:  # cannot happen for a pending item; never send an empty body
             self.outbox.mark_dead(item.id, 0, "the stored body is missing")
             return
+        with structlog.contextvars.bound_contextvars(checkout_id=checkout_id(item.idempotency_key)):
+            self._send(item, item.body)
+
+    def _send(self, item: OutboxItem, body: str) -> None:
         started = time.perf_counter()
         try:
-            response = self._client_for_step().post(self.url, content=item.body.encode())
+            response = self._client_for_step().post(
+                self.url,
+                content=body.encode(),
+                headers={cloud_transport.REQUEST_ID_HEADER: checkout_id(item.idempotency_key)},
+            )
         except httpx.HTTPError as error:
             reason = f"{type(error).__name__}: {error}".rstrip(": ")
             self.health.record("offline", reason)

@@ -295,6 +295,41 @@ def test_delivers_in_order_and_a_retry_holds_the_queue(outbox: Outbox) -> None:
     assert (stats.pending, stats.delivered, stats.dead) == (0, 5, 0)
 
 
+def test_one_checkout_id_follows_a_checkout_through_retries_and_logs(outbox: Outbox) -> None:
+    clock = Clock()
+    failures = iter([503, 503])
+    sent: list[tuple[str, str]] = []
+
+    def rule(request: httpx.Request) -> httpx.Response:
+        key = json.loads(request.content)["idempotency_key"]
+        sent.append((key, request.headers.get("X-Request-ID", "")))
+        status = next(failures, 200)
+        return ok() if status == 200 else error(status, "busy")
+
+    uplink = Uplink(
+        outbox, "http://cloud.test/", "ssk_test", transport=Cloud(rule).transport(), clock=clock
+    )
+    first, second = checkout(), checkout()
+    outbox.put(first)
+    outbox.put(second)
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        drain(uplink, clock)
+    ids = {key: {rid for k, rid in sent if k == key} for key, _ in sent}
+    assert [k for k, _ in sent] == [first.idempotency_key] * 3 + [second.idempotency_key]
+    (first_id,) = ids[first.idempotency_key]  # every retry: the same id
+    (second_id,) = ids[second.idempotency_key]
+    assert first_id != second_id and first_id.startswith("ck-")
+    assert first.receipt.number not in first_id  # the id shows no receipt
+    delivered = {e["key"]: e.get("checkout_id") for e in logs if e["event"] == "checkout_delivered"}
+    assert delivered == {first.idempotency_key: first_id, second.idempotency_key: second_id}
+    by_item = {1: first_id, 2: second_id}  # the outbox numbers items in the order put
+    about_items = [e for e in logs if "item" in e]
+    assert {e["event"] for e in about_items} >= {"checkout_retry", "checkout_delivered", "vip_card"}
+    assert all(e.get("checkout_id") == by_item[e["item"]] for e in about_items)
+
+
 def test_backoff_doubles_up_to_the_maximum(outbox: Outbox) -> None:
     clock = Clock()
     uplink = Uplink(
