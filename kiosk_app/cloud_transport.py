@@ -20,12 +20,12 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from importlib.metadata import PackageNotFoundError, version
 
 import httpx
 from pydantic import ValidationError
 
 from contract import ErrorBody, FieldError
+from kiosk_app.build_info import build_info
 
 __all__ = [
     "API_KEY_HEADER",
@@ -54,11 +54,8 @@ MAX_DETAIL_CHARS = 2000
 
 
 def kiosk_version() -> str:
-    """The installed storesight version, "dev" when run from a source tree without install."""
-    try:
-        return version("storesight")
-    except PackageNotFoundError:
-        return "dev"
+    """This kiosk's version (the package's baked one, or the installed distribution's)."""
+    return build_info().version
 
 
 USER_AGENT = f"storesight-kiosk/{kiosk_version()} httpx/{httpx.__version__}"

@@ -74,6 +74,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 
 
+#: the outbox's database in the kiosk's data folder
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+def outbox_path(data_dir: Path) -> Path:
+    return data_dir / OUTBOX_FILE
+
+
 def checkout_body(request: CheckoutRequest) -> str:
     """The checkout as stored and sent: the contract's JSON without empty (None) fields, so an
     f16 embedding carries no `"vector": null`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from models.checksums import expect_sha256
@@ -29,11 +30,22 @@ class ModelStore:
         path = self.root / spec.file
         if not path.is_file():
             raise ModelMissingError(
-                f"model {name!r} is missing: {path} does not exist "
-                f"(from {spec.origin}); run `storesight-models fetch`"
+                f"model {name!r} is missing: {path} does not exist (from {spec.origin}); {remedy()}"
             )
         verify_file(name, spec, path)
         return path
+
+
+def remedy(*, corrupt: bool = False) -> str:
+    """What to do about a missing or corrupt model file: the packaged kiosk carries its
+    models (reinstall it); a source tree fetches them."""
+    if getattr(sys, "frozen", False):
+        return "reinstall the StoreSight kiosk package to restore it"
+    return (
+        "delete it and run `storesight-models fetch`"
+        if corrupt
+        else "run `storesight-models fetch`"
+    )
 
 
 def verify_file(name: str, spec: ModelSpec, path: Path) -> None:
@@ -42,7 +54,6 @@ def verify_file(name: str, spec: ModelSpec, path: Path) -> None:
         spec.sha256,
         lambda actual: (
             f"model {name!r} at {path} is corrupt: sha256 {actual} but the manifest says "
-            f"{spec.sha256} (from {spec.origin}); delete it and run "
-            "`storesight-models fetch`"
+            f"{spec.sha256} (from {spec.origin}); {remedy(corrupt=True)}"
         ),
     )

@@ -6,7 +6,11 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -37,13 +41,62 @@ def strip_control_characters(
 
 
 class _CurrentStderr:
-    """Whatever sys.stderr is at write time (tests and embedding apps swap it)."""
+    """Whatever sys.stderr is at write time (tests and embedding apps swap it), and a copy in
+    the log file when `log_to_file` set one."""
 
     def write(self, text: str) -> int:
+        if _file_log is not None and text.strip():
+            _file_log.emit(logging.makeLogRecord({"msg": text.rstrip("\n")}))
         return sys.stderr.write(text)
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+#: the rotating log file (the kiosk's, under its data folder), or None
+_file_log: RotatingFileHandler | None = None
+
+
+def log_to_file(path: Path, max_bytes: int = 2_000_000, backups: int = 5) -> Path:
+    """Also write every log line (structlog's and the standard library's) to `path`, rotated
+    at `max_bytes` with `backups` old files kept, so a machine nobody watches keeps its recent
+    history, crashes included. Call after `configure_logging`."""
+    global _file_log
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    if _file_log is not None:
+        logging.getLogger().removeHandler(_file_log)
+        _file_log.close()
+    _file_log = handler
+    logging.getLogger().addHandler(handler)  # the standard library's records too
+    return path
+
+
+def log_crashes() -> None:
+    """An exception nothing caught, in the main thread or any other, is logged (with its
+    traceback) as `crashed` before Python's own handling: the log file keeps why it died."""
+    previous_hook = sys.excepthook
+    previous_thread_hook = threading.excepthook
+
+    def on_crash(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if not issubclass(kind, KeyboardInterrupt):
+            structlog.get_logger("crash").critical(
+                "crashed", thread="main", exc_info=(kind, error, tb)
+            )
+        previous_hook(kind, error, tb)
+
+    def on_thread_crash(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None and not isinstance(args.exc_value, SystemExit):
+            structlog.get_logger("crash").critical(
+                "crashed",
+                thread=args.thread.name if args.thread is not None else "unknown",
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            )
+        previous_thread_hook(args)
+
+    sys.excepthook = on_crash
+    threading.excepthook = on_thread_crash
 
 
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
