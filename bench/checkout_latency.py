@@ -39,7 +39,7 @@ from demo.run import CATALOGUE, free_port, receipt_body, setup_cloud, start_clou
 from evaluation.data_paths import shared_data_dir  # noqa: E402
 from evaluation.tables import format_table  # noqa: E402
 from facelib.config import DetectorSettings, FaceLibSettings  # noqa: E402
-from kiosk_app.events import EventCollector  # noqa: E402
+from kiosk_app.events import CardReceived, CheckoutQueued, EventCollector  # noqa: E402
 from kiosk_app.service import KioskService, ServiceConfig  # noqa: E402
 from kiosk_app.settings import KioskSettings  # noqa: E402
 
@@ -156,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.interval)
             service.drain(timeout_s=60)
             service.stop()
-            cards = events.of("vip_card")
-            queued = events.of("checkout_queued")
-            kiosk_ms = [c["latency_ms"] for c in cards if c["latency_ms"] is not None]
-            with_face = [q for q in queued if q["embeddings"]]
+            cards = events.of(CardReceived)
+            queued = events.of(CheckoutQueued)
+            kiosk_ms = [c.latency_ms for c in cards if c.latency_ms is not None]
+            with_face = [q for q in queued if q.embeddings]
             # the reference: the same bodies, straight to the cloud
             cloud_ms = []
             for body in sent:
@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         "latency_p95_ms": pct(kiosk_ms, 95),
         "cloud_p50_ms": pct(cloud_ms, 50),
         "cloud_p95_ms": pct(cloud_ms, 95),
-        "bytes_per_checkout": statistics.mean(q["bytes"] for q in queued) if queued else 0,
+        "bytes_per_checkout": statistics.mean(q.bytes for q in queued) if queued else 0,
         "bytes_per_checkout_with_face": (
-            statistics.mean(q["bytes"] for q in with_face) if with_face else 0
+            statistics.mean(q.bytes for q in with_face) if with_face else 0
         ),
     }
     print(json.dumps(figures, indent=2))

@@ -27,7 +27,7 @@ import cv2
 from evaluation.data_paths import shared_data_dir
 from evaluation.tables import format_table
 from facelib.config import DetectorSettings, FaceLibSettings
-from kiosk_app.events import EventCollector
+from kiosk_app.events import EventCollector, TrackEnded
 from kiosk_app.runner import run
 from kiosk_app.settings import KioskSettings
 from kiosk_app.sources import open_source
@@ -77,7 +77,7 @@ def measure(spec: str) -> dict[str, Any]:
     decode_fps = decode_only(spec)
     events = EventCollector()
     report = run(spec, settings(), events)
-    faces = [e for e in events.events if e["event"] == "track_ended"]
+    faces = events.of(TrackEnded)
     return {
         "frames": report.frames,
         "fps": report.fps,

@@ -29,6 +29,9 @@ __all__ = [
     "PlainText",
     "MAX_VISIT_EMBEDDINGS",
     "Gender",
+    "PurchaseLevel",
+    "CardStatus",
+    "SightingStatus",
     "Embedding",
     "FaceCrop",
     "LineItem",
@@ -68,6 +71,10 @@ CROP_SIZE = 150
 
 Gender = Literal["female", "male"]
 PurchaseLevel = Literal["new", "bronze", "silver", "gold", "platinum"]
+#: Who a VIP card says the customer at the counter is.
+CardStatus = Literal["new", "returning", "possible_member", "unidentified"]
+#: Who a sighting at the entrance says the visitor is.
+SightingStatus = Literal["new", "returning"]
 
 
 class _Wire(BaseModel):
@@ -357,7 +364,7 @@ class VipCard(_Wire):
     """
 
     customer_id: int | None
-    status: Literal["new", "returning", "possible_member", "unidentified"]
+    status: CardStatus
     visit_count: int
     member: MemberInfo | None
     purchase_level: PurchaseLevel
@@ -405,7 +412,7 @@ class SightingRequest(_Wire):
 
 class SightingResponse(_Wire):
     customer_id: int | None
-    status: Literal["new", "returning"]
+    status: SightingStatus
     is_vip: bool
     visitors_today: int
 

@@ -24,7 +24,7 @@ from facelib.detectors import FaceDetector, create_detector
 from facelib.embedder import FaceEmbedder
 from facelib.image_checks import checked_image
 from facelib.types import Box, Detection, RGBImage
-from kiosk_app.events import EventSink
+from kiosk_app.events import BestShot, EventSink, TrackEnded, TrackStarted
 from kiosk_app.frames import Frame
 from kiosk_app.quality import geometry_quality, sharpness
 from kiosk_app.settings import KioskSettings
@@ -175,31 +175,32 @@ class _EmbedWorker:
         shots += [s for record, _ in tracks for s in record.shots]
         self.describe(shots)
         for record, ended_at in tracks:
-            event = _ended_event(record, ended_at)
+            embedding = None
             described = [s for s in record.shots if s.descriptor is not None]
             if described:
                 mean = weighted_descriptor(
                     np.stack([s.descriptor for s in described if s.descriptor is not None]),
                     [s.quality for s in described],
                 )
-                event["embedding"] = [round(float(v), 6) for v in mean]
-            self._sink(event)
+                embedding = tuple(round(float(v), 6) for v in mean)
+            self._sink(_ended_event(record, ended_at, embedding))
 
 
-def _ended_event(record: TrackRecord, ended_at: float) -> dict[str, object]:
+def _ended_event(
+    record: TrackRecord, ended_at: float, embedding: tuple[float, ...] | None
+) -> TrackEnded:
     qualities = [s.quality for s in record.shots]
-    return {
-        "event": "track_ended",
-        "track_id": record.track_id,
-        "first_seen": round(record.first_seen, 3),
-        "last_seen": round(ended_at, 3),
-        "frames": record.frames_seen,
-        "role": record.role,
-        "shots": len(record.shots),
-        "quality": round(float(np.mean(qualities)), 4) if qualities else 0.0,
-        "best_quality": round(max(qualities), 4) if qualities else 0.0,
-        "embedding": None,
-    }
+    return TrackEnded(
+        track_id=record.track_id,
+        first_seen=round(record.first_seen, 3),
+        last_seen=round(ended_at, 3),
+        frames=record.frames_seen,
+        role=record.role,
+        shots=len(record.shots),
+        quality=round(float(np.mean(qualities)), 4) if qualities else 0.0,
+        best_quality=round(max(qualities), 4) if qualities else 0.0,
+        embedding=embedding,
+    )
 
 
 class FacePipeline:
@@ -252,13 +253,12 @@ class FacePipeline:
             with self._records_lock:
                 self._records[track.id] = TrackRecord(track.id, track.first_seen, frame.index)
             self._sink(
-                {
-                    "event": "track_started",
-                    "track_id": track.id,
-                    "frame": frame.index,
-                    "t": round(frame.timestamp, 3),
-                    "box": _box_list(track.box),
-                }
+                TrackStarted(
+                    track_id=track.id,
+                    frame=frame.index,
+                    t=round(frame.timestamp, 3),
+                    box=_box_tuple(track.box),
+                )
             )
         for track in update.ended:
             self._end(track, track.last_seen)
@@ -329,13 +329,12 @@ class FacePipeline:
             self._worker.submit_shot(shot)
         if record.shots[0].quality == quality:
             self._sink(
-                {
-                    "event": "best_shot",
-                    "track_id": record.track_id,
-                    "frame": frame.index,
-                    "t": round(frame.timestamp, 3),
-                    "quality": round(quality, 4),
-                }
+                BestShot(
+                    track_id=record.track_id,
+                    frame=frame.index,
+                    t=round(frame.timestamp, 3),
+                    quality=round(quality, 4),
+                )
             )
 
     def _end(self, track: Track, at: float) -> None:
@@ -368,5 +367,5 @@ class FacePipeline:
         self.detector.close()
 
 
-def _box_list(box: Box) -> list[float]:
-    return [round(box.x1, 1), round(box.y1, 1), round(box.x2, 1), round(box.y2, 1)]
+def _box_tuple(box: Box) -> tuple[float, float, float, float]:
+    return (round(box.x1, 1), round(box.y1, 1), round(box.x2, 1), round(box.y2, 1))

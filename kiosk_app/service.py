@@ -30,7 +30,14 @@ import structlog
 from contract import CheckoutResponse, Receipt
 from kiosk_app.binding import CheckoutBinder, CounterSnapshot
 from kiosk_app.capture import CaptureStats, CaptureThread
-from kiosk_app.events import EventSink
+from kiosk_app.events import (
+    CardReceived,
+    CheckoutQueued,
+    EventSink,
+    ReceiptReceived,
+    ReceiptScanned,
+    ScanCaptured,
+)
 from kiosk_app.frames import Frame
 from kiosk_app.outbox import Outbox, OutboxItem, checkout_body
 from kiosk_app.pending_receipts import SCAN_TTL_S, Due, PendingReceipts
@@ -302,14 +309,14 @@ class KioskService:
             late = self._pending.scan(number)
             if not late:
                 self._pending_cond.notify_all()
-        self._sink({"event": "receipt_scanned", "number": number, "already_bound": late})
+        self._sink(ReceiptScanned(number=number, already_bound=late))
 
     def _receipt(self, receipt: Receipt, source: str) -> None:
         """A valid receipt from any input (their threads): bind it once the grace has passed."""
         with self._pending_cond:
             self._pending.receipt(receipt, source)
             self._pending_cond.notify_all()
-        self._sink({"event": "receipt", "number": receipt.number, "source": source})
+        self._sink(ReceiptReceived(number=receipt.number, source=source))
 
     def _bind_loop(self) -> None:
         while not self._stop.is_set():
@@ -339,12 +346,9 @@ class KioskService:
         with self._pending_cond:
             self._pending.captured(item.number, item.at, capture)
         self._sink(
-            {
-                "event": "scan_captured",
-                "number": item.number,
-                "track_id": capture.primary_track,
-                "opted_out": capture.opted_out,
-            }
+            ScanCaptured(
+                number=item.number, track_id=capture.primary_track, opted_out=capture.opted_out
+            )
         )
 
     def _bind(self, item: Due, receipt: Receipt) -> None:
@@ -370,17 +374,16 @@ class KioskService:
         self.uplink.wake()
         body = checkout_body(binding.request)
         self._sink(
-            {
-                "event": "checkout_queued",
-                "number": receipt.number,
-                "idempotency_key": key,
-                "track_id": binding.primary_track,
-                "companions": binding.companion_tracks,
-                "embeddings": len(binding.request.embeddings),
-                "opted_out": opt_out,
-                "scanned": stored is not None,
-                "bytes": len(body.encode()),
-            }
+            CheckoutQueued(
+                number=receipt.number,
+                idempotency_key=key,
+                track_id=binding.primary_track,
+                companions=tuple(binding.companion_tracks),
+                embeddings=len(binding.request.embeddings),
+                opted_out=opt_out,
+                scanned=stored is not None,
+                bytes=len(body.encode()),
+            )
         )
 
     def _checkout_ended(self, key: str) -> None:
@@ -397,19 +400,18 @@ class KioskService:
         latency_ms = (time.monotonic() - flight.arrived) * 1000 if flight is not None else None
         card = response.card
         self._sink(
-            {
-                "event": "vip_card",
-                "idempotency_key": item.idempotency_key,
-                "receipt_id": response.receipt_id,
-                "customer_id": card.customer_id,
-                "status": card.status,
-                "visit_count": card.visit_count,
-                "member": card.member is not None,
-                "purchase_level": card.purchase_level,
-                "decision_id": card.decision_id,
-                "track_id": track_id,
-                "latency_ms": round(latency_ms, 1) if latency_ms is not None else None,
-            }
+            CardReceived(
+                idempotency_key=item.idempotency_key,
+                receipt_id=response.receipt_id,
+                customer_id=card.customer_id,
+                status=card.status,
+                visit_count=card.visit_count,
+                member=card.member is not None,
+                purchase_level=card.purchase_level,
+                decision_id=card.decision_id,
+                track_id=track_id,
+                latency_ms=round(latency_ms, 1) if latency_ms is not None else None,
+            )
         )
         if self._on_card is not None:
             self._on_card(response, track_id)

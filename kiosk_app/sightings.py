@@ -30,7 +30,7 @@ from kiosk_app.cloud_transport import (
     make_client,
     retry_after_s,
 )
-from kiosk_app.events import EventSink
+from kiosk_app.events import EventSink, SightingReported
 from kiosk_app.pipeline import FrameResult, Shot
 from kiosk_app.settings import DEFAULT_BEST_SHOTS
 
@@ -123,14 +123,13 @@ class SightingReporter:
                 if response.status_code < 300:
                     answer = SightingResponse.model_validate(response.json())
                     self._sink(
-                        {
-                            "event": "sighting",
-                            "track_id": track_id,
-                            "customer_id": answer.customer_id,
-                            "status": answer.status,
-                            "is_vip": answer.is_vip,
-                            "visitors_today": answer.visitors_today,
-                        }
+                        SightingReported(
+                            track_id=track_id,
+                            customer_id=answer.customer_id,
+                            status=answer.status,
+                            is_vip=answer.is_vip,
+                            visitors_today=answer.visitors_today,
+                        )
                     )
                     log.info(
                         "sighting",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from contract import MembershipRequest
+from kiosk_app.events import CheckoutQueued, KioskEvent, ScanCaptured
 from kiosk_app.gui.cashier_window import CashierWindow
 from kiosk_app.gui.service_host import ServiceHost
 from kiosk_app.machine_config import MachineConfig
@@ -48,7 +48,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 def _window(
     qtbot: QtBot, clip: str, cloud: dict[str, str], data_dir: Path
-) -> tuple[CashierWindow, list[dict[str, Any]]]:
+) -> tuple[CashierWindow, list[KioskEvent]]:
     from demo import run as demo
 
     config = MachineConfig(
@@ -60,7 +60,7 @@ def _window(
         data_dir=data_dir,
     )
     host = ServiceHost(config, settings=demo.kiosk_settings(clip))
-    events: list[dict[str, Any]] = []
+    events: list[KioskEvent] = []
     host.pipeline_event.connect(events.append)
     window = CashierWindow(host)
     qtbot.addWidget(window)
@@ -125,18 +125,18 @@ def test_scanned_receipt_shows_the_vip_card_and_enrols_a_member(
     QTest.keyClicks(window.receipt, "R-1001")
     QTest.keyClick(window.receipt, Qt.Key.Key_Return)  # the keyboard-wedge scanner's Enter
     assert window.receipt.text() == ""
-    qtbot.waitUntil(lambda: any(e["event"] == "scan_captured" for e in events), timeout=30_000)
-    captured = next(e for e in events if e["event"] == "scan_captured")
-    assert captured["track_id"] is not None  # the customer at the counter when scanned
+    qtbot.waitUntil(lambda: any(isinstance(e, ScanCaptured) for e in events), timeout=30_000)
+    captured = next(e for e in events if isinstance(e, ScanCaptured))
+    assert captured.track_id is not None  # the customer at the counter when scanned
     _post_receipt(window, "R-1001")  # the POS sends the receipt afterwards
 
     qtbot.waitUntil(lambda: window.card.showing, timeout=60_000)
     card = window.card.card
     assert card is not None and card.customer_id is not None
     assert card.status == "new" and card.visit_count == 1
-    queued = next(e for e in events if e["event"] == "checkout_queued")
-    assert queued["scanned"] and queued["track_id"] == captured["track_id"]
-    assert window.card.shown_for_track == captured["track_id"]
+    queued = next(e for e in events if isinstance(e, CheckoutQueued))
+    assert queued.scanned and queued.track_id == captured.track_id
+    assert window.card.shown_for_track == captured.track_id
     title = window.card.findChild(QLabel, "card_title")
     assert isinstance(title, QLabel) and "New customer" in title.text()
     qtbot.waitUntil(lambda: "online" in window.cloud_label.text(), timeout=10_000)
@@ -165,8 +165,8 @@ def test_opt_out_sends_the_next_receipt_without_a_face(
     assert window.host.opt_out.armed and window.opt_out.isChecked()
     _post_receipt(window, "R-2001")
     qtbot.waitUntil(lambda: window.card.showing, timeout=60_000)
-    queued = next(e for e in events if e["event"] == "checkout_queued")
-    assert queued["opted_out"] and queued["embeddings"] == 0
+    queued = next(e for e in events if isinstance(e, CheckoutQueued))
+    assert queued.opted_out and queued.embeddings == 0
     card = window.card.card
     assert card is not None and card.status == "unidentified" and card.customer_id is None
     assert not window.host.opt_out.armed and not window.opt_out.isChecked()

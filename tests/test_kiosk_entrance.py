@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from cloud_api.db.models import AlertEvent, Sighting
 from cloud_api.db.session import make_engine, session_factory
-from kiosk_app.events import EventCollector
+from kiosk_app.events import CheckoutQueued, EventCollector, SightingReported
 from kiosk_app.service import KioskService, ServiceConfig
 from models.store import ModelStore
 from tests.conftest import require
@@ -53,11 +53,11 @@ def test_entrance_reports_visitors_and_raises_vip_arrivals(
         process.terminate()
         process.wait(timeout=30)
 
-    sightings = events.of("sighting")
+    sightings = events.of(SightingReported)
     assert len(sightings) >= 3
-    assert len({s["track_id"] for s in sightings}) == len(sightings)  # one report per visitor
-    assert any(s["is_vip"] and s["customer_id"] == member for s in sightings)
-    assert not events.of("checkout_queued")  # no receipts at the door
+    assert len({s.track_id for s in sightings}) == len(sightings)  # one report per visitor
+    assert any(s.is_vip and s.customer_id == member for s in sightings)
+    assert not events.of(CheckoutQueued)  # no receipts at the door
     sessions = session_factory(make_engine(database))
     with sessions() as session:
         stored = session.scalar(select(func.count()).select_from(Sighting))

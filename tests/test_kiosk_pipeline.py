@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.types import Box, Detection
-from kiosk_app.events import EventCollector
+from kiosk_app.events import EventCollector, TrackEnded, TrackStarted, parse_event
 from kiosk_app.pipeline import FrameResult, weighted_descriptor
 from kiosk_app.quality import geometry_quality, sharpness
 from kiosk_app.runner import run
@@ -172,18 +171,20 @@ def test_three_walkers_keep_one_track_each(data_dir: Path, store: ModelStore) ->
     report = run(str(video), settings, events, on_frame=keep)
     assert report.frames == 105 and report.capture.dropped == 0
 
-    ended = {e["track_id"]: e for e in events.of("track_ended")}
+    ended = {e.track_id: e for e in events.of(TrackEnded)}
     for person, keyframes in WALKERS.items():
         ids = {frame: _track_at(results[frame], point) for frame, point in keyframes.items()}
         assert None not in ids.values(), f"{person}: no face found at {ids}"
         assert len(set(ids.values())) == 1, f"{person} changed track id: {ids}"
-        track = ended[next(iter(ids.values()))]
+        track_id = next(iter(ids.values()))
+        assert track_id is not None
+        track = ended[track_id]
         last_keyframe = max(keyframes) / 25
-        assert track["first_seen"] <= 0.1 and track["last_seen"] >= last_keyframe - 0.05
-        assert track["shots"] >= 1 and len(track["embedding"]) == 128
+        assert track.first_seen <= 0.1 and track.last_seen >= last_keyframe - 0.05
+        assert track.shots >= 1 and track.embedding is not None and len(track.embedding) == 128
     walker_ids = [_track_at(results[40], point) for point in (k[40] for k in WALKERS.values())]
     assert len(set(walker_ids)) == 3
-    started = {e["track_id"] for e in events.of("track_started")}
+    started = {e.track_id for e in events.of(TrackStarted)}
     assert set(ended) == started  # every confirmed track ended, with one event each
 
 
@@ -212,11 +213,11 @@ def test_run_writes_json_line_events(data_dir: Path, tmp_path: Path, store: Mode
         "60",
     )
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in events.read_text().splitlines()]
-    kinds = {e["event"] for e in lines}
+    lines = [parse_event(line) for line in events.read_text().splitlines()]
+    kinds = {e.event for e in lines}
     assert {"track_started", "best_shot", "track_ended"} <= kinds
-    ended = [e for e in lines if e["event"] == "track_ended" and e["embedding"]]
-    assert ended and all(len(e["embedding"]) == 128 for e in ended)
+    ended = [e.embedding for e in lines if isinstance(e, TrackEnded) and e.embedding]
+    assert ended and all(len(embedding) == 128 for embedding in ended)
     assert "60 frames" in result.stderr
 
 

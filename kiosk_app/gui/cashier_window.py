@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from contract import CheckoutResponse, CustomerOut, DecisionAnswer, MembershipRequest
 from kiosk_app.cloud_client import CloudError
+from kiosk_app.events import CheckoutQueued, KioskEvent, ScanCaptured, SightingReported
 from kiosk_app.gui.preview import OverlayFace, PreviewWidget
 from kiosk_app.gui.scanned_number import parse_scanned_number
 from kiosk_app.gui.service_host import HostStatus, ServiceHost, describe_event
@@ -235,13 +236,12 @@ class CashierWindow(QMainWindow):
         self.pos_label.setText(f"POS: {url}" if url else "")
         self.note("kiosk started")
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind in ("checkout_queued", "scan_captured") and event.get("opted_out"):
+    def _on_event(self, event: KioskEvent) -> None:
+        if isinstance(event, CheckoutQueued | ScanCaptured) and event.opted_out:
             self.opt_out.setChecked(False)
             self.opt_out.setText("Customer opts out")
-        if kind == "sighting":
-            self.visitors_today = int(event.get("visitors_today") or 0)
+        if isinstance(event, SightingReported):
+            self.visitors_today = event.visitors_today
             self.visitors.setText(f"Visitors today: {self.visitors_today}")
         line = describe_event(event)
         if line is not None:

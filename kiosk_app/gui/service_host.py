@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import structlog
@@ -21,7 +20,16 @@ from PySide6.QtCore import QObject, Signal
 
 from contract import CheckoutResponse
 from kiosk_app.cloud_client import CloudClient, CloudError
-from kiosk_app.events import Event, JsonLinesWriter
+from kiosk_app.events import (
+    BestShot,
+    CheckoutQueued,
+    JsonLinesWriter,
+    KioskEvent,
+    ReceiptReceived,
+    ReceiptScanned,
+    ScanCaptured,
+    SightingReported,
+)
 from kiosk_app.frames import Frame
 from kiosk_app.gui.workers import run_in_thread
 from kiosk_app.kiosk_config import service_config
@@ -48,7 +56,7 @@ class HostStatus:
 class ServiceHost(QObject):
     started = Signal()
     failed = Signal(str)  # a worker's error, in words for the screen
-    pipeline_event = Signal(object)  # a pipeline / binding event (dict)
+    pipeline_event = Signal(object)  # a KioskEvent (pipeline, binding, sighting)
     card = Signal(object, object)  # CheckoutResponse, primary track id (or None)
     status = Signal(object)  # HostStatus, once a second
     stopped = Signal()
@@ -149,10 +157,10 @@ class ServiceHost(QObject):
 
     # ---- worker threads --------------------------------------------------------------------
 
-    def _sink(self, event: Event) -> None:
+    def _sink(self, event: KioskEvent) -> None:
         if self._writer is not None:
             self._writer(event)
-        if event.get("event") in {"best_shot"}:
+        if isinstance(event, BestShot):
             return  # many per second and of no use on screen
         self.pipeline_event.emit(event)
 
@@ -194,31 +202,29 @@ def _probe(client: CloudClient) -> tuple[str, str]:
     return "online", ""
 
 
-def describe_event(event: dict[str, Any]) -> str | None:
+def describe_event(event: KioskEvent) -> str | None:
     """One line for the window's activity list, or None for events not worth showing."""
-    kind = event.get("event")
-    if kind == "receipt":
-        return f"receipt {event['number']} received ({event.get('source', '')})"
-    if kind == "receipt_scanned":
-        if event.get("already_bound"):
-            return f"receipt {event['number']} scanned: already sent"
-        return f"receipt {event['number']} scanned"
-    if kind == "scan_captured":
-        who = (
-            "opted out"
-            if event.get("opted_out")
-            else (
-                f"customer #{event['track_id']}" if event.get("track_id") is not None else "no face"
+    match event:
+        case ReceiptReceived():
+            return f"receipt {event.number} received ({event.source})"
+        case ReceiptScanned():
+            if event.already_bound:
+                return f"receipt {event.number} scanned: already sent"
+            return f"receipt {event.number} scanned"
+        case ScanCaptured():
+            who = (
+                "opted out"
+                if event.opted_out
+                else (f"customer #{event.track_id}" if event.track_id is not None else "no face")
             )
-        )
-        return f"receipt {event['number']}: {who} at the counter"
-    if kind == "checkout_queued":
-        if event.get("opted_out"):
-            return f"receipt {event['number']} queued without face data (opted out)"
-        if event.get("track_id") is None:
-            return f"receipt {event['number']} queued: nobody at the counter"
-        return f"receipt {event['number']} queued for customer #{event['track_id']}"
-    if kind == "sighting":
-        label = "VIP" if event.get("is_vip") else event.get("status", "")
-        return f"visitor #{event['track_id']}: {label} ({event.get('visitors_today')} today)"
+            return f"receipt {event.number}: {who} at the counter"
+        case CheckoutQueued():
+            if event.opted_out:
+                return f"receipt {event.number} queued without face data (opted out)"
+            if event.track_id is None:
+                return f"receipt {event.number} queued: nobody at the counter"
+            return f"receipt {event.number} queued for customer #{event.track_id}"
+        case SightingReported():
+            label = "VIP" if event.is_vip else event.status
+            return f"visitor #{event.track_id}: {label} ({event.visitors_today} today)"
     return None
