@@ -1,0 +1,1 @@
+"""Building the packaged kiosk: PyInstaller bundle, Debian package, Windows installer script."""
