@@ -38,10 +38,9 @@ from bench.kiosk_pipeline import SIZE_640, reencode  # noqa: E402
 from demo.run import CATALOGUE, free_port, receipt_body, setup_cloud, start_cloud  # noqa: E402
 from evaluation.data_paths import shared_data_dir  # noqa: E402
 from evaluation.tables import format_table  # noqa: E402
-from facelib.config import DetectorSettings, FaceLibSettings  # noqa: E402
 from kiosk_app.events import CardReceived, CheckoutQueued, EventCollector  # noqa: E402
-from kiosk_app.service import KioskService, ServiceConfig  # noqa: E402
-from kiosk_app.settings import KioskSettings  # noqa: E402
+from kiosk_app.kiosk_config import KioskConfig  # noqa: E402
+from kiosk_app.service import KioskService, RunOptions  # noqa: E402
 
 
 def enrol_synthetic(url: str, count: int, seed: int = 0) -> None:
@@ -129,18 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         small = root / "clip.mp4"
         reencode(clip, small, SIZE_640)
         events = EventCollector()
-        face = FaceLibSettings(
-            detector=DetectorSettings(range="full"), estimate_age_gender=False, embed=False
-        )
-        config = ServiceConfig(
+        config = KioskConfig(
             source=str(small),
             cloud_url=cloud,
             api_key=keys["till"],
             device="till-1",
+            receipts_port=0,
             data_dir=root / "kiosk",
-            realtime=True,  # frames at the clip's 25 fps, as a till camera delivers them
         )
-        service = KioskService(KioskSettings(face=face), config, events)
+        # frames at the clip's 25 fps, as a till camera delivers them
+        service = KioskService(config, events, options=RunOptions(realtime=True))
         sent: list[dict[str, Any]] = []
         original_put = service.outbox.put
 

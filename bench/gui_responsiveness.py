@@ -38,7 +38,7 @@ from evaluation.tables import format_table  # noqa: E402
 from kiosk_app.gui.app import application  # noqa: E402
 from kiosk_app.gui.cashier_window import FRAME_INTERVAL_MS, CashierWindow  # noqa: E402
 from kiosk_app.gui.service_host import ServiceHost  # noqa: E402
-from kiosk_app.machine_config import MachineConfig  # noqa: E402
+from kiosk_app.kiosk_config import KioskConfig  # noqa: E402
 
 
 def wait(ms: int) -> None:
@@ -78,15 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         port = demo.free_port()
         cloud = demo.start_cloud(database, port, root / "logs")
         try:
-            config = MachineConfig(
+            config = KioskConfig(
                 source=str(clip),
                 cloud_url=f"http://127.0.0.1:{port}",
                 api_key=keys["till"],
                 device="till-bench",
                 receipts_port=0,
                 data_dir=root / "till",
+                detector=demo.kiosk_detector(str(clip)),
             )
-            host = ServiceHost(config, settings=demo.kiosk_settings(str(clip)), loop=True)
+            host = ServiceHost(config, loop=True)
             window = CashierWindow(host)
             window.show()
             wait(500)

@@ -26,20 +26,16 @@ import cv2
 
 from evaluation.data_paths import shared_data_dir
 from evaluation.tables import format_table
-from facelib.config import DetectorSettings, FaceLibSettings
 from kiosk_app.events import EventCollector, TrackEnded
 from kiosk_app.runner import run
-from kiosk_app.settings import KioskSettings
+from kiosk_app.settings import PipelineSettings
 from kiosk_app.sources import open_source
 
 SIZE_640 = (640, 480)
 
 
-def settings() -> KioskSettings:
-    face = FaceLibSettings(
-        detector=DetectorSettings(range="full"), estimate_age_gender=False, embed=False
-    )
-    return KioskSettings(mode="entrance", face=face)
+def settings() -> PipelineSettings:
+    return PipelineSettings(mode="entrance")  # the detector at full range, as at a till
 
 
 def reencode(source: Path, target: Path, size: tuple[int, int]) -> int:

@@ -31,7 +31,7 @@ import httpx
 
 from contract import DecisionAnswer
 from evaluation.data_paths import shared_data_dir
-from facelib.config import DetectorSettings, FaceLibSettings
+from facelib.config import DetectorSettings
 from kiosk_app.events import (
     CardReceived,
     CheckoutQueued,
@@ -39,9 +39,9 @@ from kiosk_app.events import (
     JsonLinesWriter,
     KioskEvent,
 )
+from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.pipeline import FrameResult
-from kiosk_app.service import KioskService, ServiceConfig
-from kiosk_app.settings import KioskSettings
+from kiosk_app.service import KioskService
 from storesight_common.logs import configure_logging
 
 DEMO_DIR = Path("var/demo")
@@ -178,12 +178,10 @@ class SimulatedPos:
         httpx.post(self.url, json=receipt, timeout=10).raise_for_status()
 
 
-def kiosk_settings(source: str) -> KioskSettings:
+def kiosk_detector(source: str) -> DetectorSettings:
     # a clip of people walking up to the camera: full range and tiles find faces at 2-5 m
     far = not source.isdigit()
-    detector = DetectorSettings(range="full", tile=far, tile_size=512)
-    face = FaceLibSettings(detector=detector, estimate_age_gender=False, embed=False)
-    return KioskSettings(face=face)
+    return DetectorSettings(range="full", tile=far, tile_size=512)
 
 
 def run_pass(
@@ -197,14 +195,16 @@ def run_pass(
         events(event)
         writer(event)
 
-    config = ServiceConfig(
+    config = KioskConfig(
         source=source,
         cloud_url=cloud,
         api_key=keys["till"],
         device="till-1",
+        receipts_port=0,
         data_dir=DEMO_DIR / "kiosk",
+        detector=kiosk_detector(source),
     )
-    service = KioskService(kiosk_settings(source), config, sink, on_frame=pos.on_frame)
+    service = KioskService(config, sink, on_frame=pos.on_frame)
     service.start()
     pos.url = service.receipts_url
     print(f"pass {pass_no}: kiosk running on {source}; receipts at {service.receipts_url}")

@@ -40,8 +40,8 @@ from kiosk_app.gui.cashier_window import CashierWindow
 from kiosk_app.gui.service_host import ServiceHost
 from kiosk_app.gui.settings_dialog import SettingsDialog
 from kiosk_app.gui.staff_window import StaffWindow
-from kiosk_app.machine_config import MachineConfig
-from kiosk_app.service import KioskService, ServiceConfig
+from kiosk_app.kiosk_config import KioskConfig
+from kiosk_app.service import KioskService
 
 ROOT = Path("var/screenshots")
 
@@ -68,10 +68,10 @@ def save(widget: QWidget, path: Path) -> None:
     print(f"wrote {path}")
 
 
-def cashier_shot(config: MachineConfig, clip: str, out: Path) -> None:
+def cashier_shot(config: KioskConfig, out: Path) -> None:
     """The first returning customer's card; if they are not a member yet, the cashier enrols
     them from the card (with consent) and the card turns into the member's VIP card."""
-    host = ServiceHost(config, settings=demo.kiosk_settings(clip))
+    host = ServiceHost(config)
     window = CashierWindow(host)
     window.resize(1400, 820)
     window.show()
@@ -105,9 +105,9 @@ def cashier_shot(config: MachineConfig, clip: str, out: Path) -> None:
     window.close()
 
 
-def possible_member_shot(config: MachineConfig, clip: str, out: Path) -> None:
+def possible_member_shot(config: KioskConfig, out: Path) -> None:
     """A customer's card asking "Are you Alex?" with Confirm and Not me (see the docstring)."""
-    host = ServiceHost(config, settings=demo.kiosk_settings(clip))
+    host = ServiceHost(config)
     window = CashierWindow(host)
     window.resize(1400, 820)
     window.show()
@@ -152,7 +152,7 @@ def possible_member_shot(config: MachineConfig, clip: str, out: Path) -> None:
     window.close()
 
 
-def settings_shot(config: MachineConfig, out: Path) -> None:
+def settings_shot(config: KioskConfig, out: Path) -> None:
     dialog = SettingsDialog(config, ROOT / "kiosk.json")
     dialog.show()
     preview_button = dialog.findChild(QWidget, "preview")
@@ -167,7 +167,7 @@ def settings_shot(config: MachineConfig, out: Path) -> None:
     dialog.close()
 
 
-def staff_shot(config: MachineConfig, clip: str, entrance_key: str, out: Path) -> None:
+def staff_shot(config: KioskConfig, entrance_key: str, out: Path) -> None:
     window = StaffWindow(store_name="Demo store", toast_timeout_ms=60_000)
     window.resize(980, 560)
     window.move(420, 300)  # the pop-up appears at the screen's corner, over the window's
@@ -179,15 +179,15 @@ def staff_shot(config: MachineConfig, clip: str, entrance_key: str, out: Path) -
     window.show()
     wait_until(lambda: window.stream_state == "connected", 30)
     events = EventCollector()
-    settings = demo.kiosk_settings(clip).model_copy(update={"mode": "entrance"})
-    door = ServiceConfig(
-        source=clip,
-        cloud_url=config.cloud_url,
-        api_key=entrance_key,
-        device="door-1",
-        data_dir=ROOT / "entrance",
+    door = config.model_copy(
+        update={
+            "mode": "entrance",
+            "api_key": entrance_key,
+            "device": "door-1",
+            "data_dir": ROOT / "entrance",
+        }
     )
-    service = KioskService(settings, door, events)
+    service = KioskService(door, events)
     thread = threading.Thread(target=service.start, daemon=True)
     thread.start()
     wait_until(lambda: bool(window.toasts.visible_toasts()), 180)
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.run_pass(1, clip, cloud_url, keys, first)  # the clip's people become customers
         if demo.enrol_first_member(cloud_url, keys["till"], first) is None:
             print("warning: nobody was carded in the first pass; no VIP to show")
-        config = MachineConfig(
+        config = KioskConfig(
             source=clip,
             cloud_url=cloud_url,
             api_key=keys["till"],
@@ -250,11 +250,12 @@ def main(argv: list[str] | None = None) -> int:
             store_name="Demo store",
             receipts_port=0,
             data_dir=ROOT / "till",
+            detector=demo.kiosk_detector(clip),
         )
-        cashier_shot(config, clip, args.out)
-        possible_member_shot(config, clip, args.out)
+        cashier_shot(config, args.out)
+        possible_member_shot(config, args.out)
         settings_shot(config, args.out)
-        staff_shot(config, clip, keys["entrance"], args.out)
+        staff_shot(config, keys["entrance"], args.out)
     finally:
         process.terminate()
         process.wait(timeout=30)

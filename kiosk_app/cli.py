@@ -15,8 +15,7 @@ from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.errors import FaceLibError
 from facelib.types import FaceAnalysis, RGBImage
 from kiosk_app.events import JsonLinesWriter
-from kiosk_app.machine_config import MachineConfig
-from kiosk_app.settings import KioskSettings
+from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.sources import SourceError
 from models.errors import ModelError
 from storesight_common.logs import configure_logging
@@ -102,28 +101,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kiosk_app.config_loader import load_kiosk_config
     from kiosk_app.events import JsonLinesWriter
-    from kiosk_app.kiosk_config import load_kiosk_config
     from kiosk_app.runner import run
 
     if not args.source:
         raise ValueError("--headless needs --source (a camera index, URL, video or folder)")
     config = load_kiosk_config(args.config, _overrides(args))
-    settings = config.kiosk_settings()
-    if args.tile_size is not None:
-        detector = settings.face.detector.model_copy(update={"tile_size": args.tile_size})
-        settings = settings.model_copy(
-            update={"face": settings.face.model_copy(update={"detector": detector})}
-        )
     resize = _size(args.resize) if args.resize else None
     sink = JsonLinesWriter(args.events if args.events else sys.stdout)
     if args.cloud_url or args.api_key:
         try:
-            return _serve(config, settings, sink, resize)
+            return _serve(config, sink, resize)
         finally:
             sink.close()
     try:
-        report = run(args.source, settings, sink, resize=resize, max_frames=args.max_frames)
+        report = run(
+            config.source,
+            config.pipeline_settings(),
+            sink,
+            resize=resize,
+            max_frames=args.max_frames,
+        )
     finally:
         sink.close()
     print(
@@ -142,7 +141,8 @@ def _window(args: argparse.Namespace) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The kiosk settings given on the command line (None: not given)."""
+    """The kiosk settings given on the command line, nested like `KioskConfig` (None: not
+    given)."""
     return {
         "source": args.source,
         "mode": args.mode,
@@ -151,27 +151,24 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "device": args.device,
         "data_dir": args.data_dir,
         "receipts_port": args.receipts_port,
-        "detector_range": args.range,
-        "tile": True if args.tile else None,
+        "detector": {
+            "range": args.range,
+            "tile": True if args.tile else None,
+            "tile_size": args.tile_size,
+        },
     }
 
 
-def _serve(
-    config: MachineConfig,
-    settings: KioskSettings,
-    sink: JsonLinesWriter,
-    resize: tuple[int, int] | None,
-) -> int:
+def _serve(config: KioskConfig, sink: JsonLinesWriter, resize: tuple[int, int] | None) -> int:
     """The connected kiosk: receipts in and checkouts out (till), or sightings (entrance)."""
     import signal
     import threading
 
-    from kiosk_app.kiosk_config import service_config
-    from kiosk_app.service import KioskService
+    from kiosk_app.service import KioskService, RunOptions
 
     if not config.api_key:
         raise ValueError("give --api-key (or STORESIGHT_KIOSK_API_KEY) to connect to the cloud")
-    service = KioskService(settings, service_config(config, resize=resize), sink)
+    service = KioskService(config, sink, options=RunOptions(resize=resize))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     service.start()

@@ -27,7 +27,7 @@ from facelib.types import Box, Detection, RGBImage
 from kiosk_app.events import BestShot, EventSink, TrackEnded, TrackStarted
 from kiosk_app.frames import Frame
 from kiosk_app.quality import geometry_quality, sharpness
-from kiosk_app.settings import KioskSettings
+from kiosk_app.settings import PipelineSettings
 from kiosk_app.tracking import Track, Tracker, TrackState
 from kiosk_app.zone import Candidate, CounterZone, Role, assign_roles
 from models.store import ModelStore
@@ -208,7 +208,7 @@ class FacePipeline:
 
     def __init__(
         self,
-        settings: KioskSettings,
+        settings: PipelineSettings,
         sink: EventSink,
         *,
         store: ModelStore | None = None,
@@ -218,11 +218,11 @@ class FacePipeline:
         self.settings = settings
         self.timer = timer if timer is not None else StageTimer()
         self._sink = sink
-        self.detector: FaceDetector = create_detector(settings.face.detector, store)
-        runtime = settings.face.runtime
+        self.detector: FaceDetector = create_detector(settings.detector, store)
+        runtime = settings.runtime
         self._appearance_embedder = FaceEmbedder(store, runtime)
         shots_embedder = FaceEmbedder(
-            store, runtime, flip_average=settings.face.recognition.flip_average
+            store, runtime, flip_average=settings.recognition.flip_average
         )
         for model in (self._appearance_embedder, shots_embedder):
             model.warmup()
@@ -239,7 +239,7 @@ class FacePipeline:
     # ---- per frame -----------------------------------------------------------------------
 
     def process(self, frame: Frame) -> FrameResult:
-        image = checked_image(frame.image, max_pixels=self.settings.face.max_image_pixels)
+        image = checked_image(frame.image, max_pixels=self.settings.max_image_pixels)
         self._image = image
         started = time.perf_counter()
         detections = self.detector.detect(image)

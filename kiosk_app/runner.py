@@ -12,7 +12,7 @@ import structlog
 from kiosk_app.capture import CaptureStats, CaptureThread
 from kiosk_app.events import EventSink
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
-from kiosk_app.settings import KioskSettings
+from kiosk_app.settings import PipelineSettings
 from kiosk_app.sources import TimedSource, open_source
 from models.store import ModelStore
 
@@ -33,7 +33,7 @@ class RunReport:
 
 def run(
     source_spec: str,
-    settings: KioskSettings,
+    settings: PipelineSettings,
     sink: EventSink,
     *,
     resize: tuple[int, int] | None = None,

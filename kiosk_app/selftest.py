@@ -24,7 +24,7 @@ import numpy as np
 
 from facelib.config import FaceLibSettings
 from kiosk_app.build_info import APP_ROOT, build_info
-from kiosk_app.machine_config import MachineConfig
+from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.outbox import Outbox, outbox_path
 from models.manifest import load_manifest
 from models.store import ModelStore
@@ -51,7 +51,7 @@ class CheckFailed(Exception):
 
 
 def run_selftest(
-    config: MachineConfig,
+    config: KioskConfig,
     *,
     source: str | None = None,
     store: ModelStore | None = None,
@@ -107,15 +107,18 @@ def _model(store: ModelStore, name: str) -> str:
     return f"{path.name} ({path.stat().st_size:,} bytes, sha256 as in the manifest)"
 
 
-def _face_pipeline(config: MachineConfig, store: ModelStore) -> str:
+def _face_pipeline(config: KioskConfig, store: ModelStore) -> str:
     from facelib.analyzer import FaceAnalyzer
     from facelib.images import read_rgb
 
     if not SELFTEST_PICTURE.is_file():
         raise CheckFailed(f"the test picture {SELFTEST_PICTURE} is missing from the installation")
-    face = config.kiosk_settings().face
     settings = FaceLibSettings(
-        detector=face.detector, runtime=face.runtime, estimate_age_gender=False, embed=True
+        detector=config.detector,
+        runtime=config.runtime,
+        recognition=config.recognition,
+        estimate_age_gender=False,
+        embed=True,
     )
     analyzer = FaceAnalyzer(settings, store)
     try:
@@ -166,7 +169,7 @@ def _source(spec: str, timeout_s: float) -> str:
     return result["ok"]
 
 
-def _cloud(config: MachineConfig) -> str:
+def _cloud(config: KioskConfig) -> str:
     from kiosk_app.cloud_client import CloudClient, CloudError
 
     client = CloudClient(config.cloud_url, config.api_key)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from contract import CheckoutResponse, Receipt
-from kiosk_app.binding import CheckoutBinder, CounterSnapshot
+from kiosk_app.binding import Binding, CheckoutBinder, CounterSnapshot, checkout_id
 from kiosk_app.capture import CaptureStats, CaptureThread
 from kiosk_app.events import (
     CardReceived,
@@ -39,13 +39,13 @@ from kiosk_app.events import (
     ScanCaptured,
 )
 from kiosk_app.frames import Frame
-from kiosk_app.outbox import Outbox, OutboxItem, checkout_body
+from kiosk_app.kiosk_config import KioskConfig
+from kiosk_app.outbox import Outbox, OutboxItem, checkout_body, outbox_path
 from kiosk_app.pending_receipts import SCAN_TTL_S, Due, PendingReceipts
 from kiosk_app.pipeline import FacePipeline, FrameResult, StageTimer
 from kiosk_app.receipts.folder_watcher import ExportFolderWatcher
 from kiosk_app.receipts.http_endpoint import LocalReceiptServer
 from kiosk_app.receipts.intake import ReceiptIntake
-from kiosk_app.settings import KioskSettings
 from kiosk_app.sightings import SightingReporter
 from kiosk_app.sources import FrameSource, LoopedSource, PacedSource, TimedSource, open_source
 from models.store import ModelStore
@@ -55,23 +55,17 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["SCAN_TTL_S", "CardHandler", "KioskService", "ServiceConfig", "ServiceStatus"]
+__all__ = ["SCAN_TTL_S", "CardHandler", "KioskService", "RunOptions", "ServiceStatus"]
 
 CardHandler = Callable[[CheckoutResponse, int | None], None]
 
 
-@dataclass
-class ServiceConfig:
-    source: str
-    cloud_url: str
-    api_key: str
-    device: str
-    data_dir: Path
-    receipts_port: int = 0
-    export_folder: Path | None = None
+@dataclass(frozen=True)
+class RunOptions:
+    """How this run plays its source and asks about opt-outs: not the machine's configuration
+    (that is the `KioskConfig` the service takes), what a window, a demo or a benchmark decides."""
+
     resize: tuple[int, int] | None = None
-    window_s: float = 10.0
-    grace_s: float = 0.0
     #: play a video file at its own frame rate, as a camera delivers frames
     realtime: bool = False
     #: play a video file or folder again and again (demos, long benchmarks)
@@ -127,40 +121,43 @@ class ServiceStatus:
 class KioskService:
     def __init__(
         self,
-        settings: KioskSettings,
-        config: ServiceConfig,
+        config: KioskConfig,
         sink: EventSink,
         *,
+        options: RunOptions | None = None,
         store: ModelStore | None = None,
         on_frame: Callable[[FrameResult], None] | None = None,
         on_card: CardHandler | None = None,
     ) -> None:
         store = store if store is not None else ModelStore()
-        self.settings = settings
         self.config = config
+        options = options if options is not None else RunOptions()
+        self.options = options
         self._sink = sink
         self._on_frame = on_frame
         self._on_card = on_card
         self.timer = StageTimer()
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pipeline = FacePipeline(settings, sink, store=store, timer=self.timer)
+        self.pipeline = FacePipeline(
+            config.pipeline_settings(), sink, store=store, timer=self.timer
+        )
         self.binder = CheckoutBinder(
             self.pipeline.shots,
             self.pipeline.describe,
             device=config.device,
-            window_s=config.window_s,
-            grace_s=config.grace_s,
+            window_s=config.binding_window_s,
+            grace_s=config.binding_grace_s,
         )
         self._pending_cond = threading.Condition()
         self._pending: PendingReceipts[CounterSnapshot] = PendingReceipts(
-            grace_s=config.grace_s, clock=time.monotonic
+            grace_s=config.binding_grace_s, clock=time.monotonic
         )
-        self._outbox = _ReportingOutbox(config.data_dir / "outbox.sqlite3", self._checkout_ended)
+        self._outbox = _ReportingOutbox(outbox_path(config.data_dir), self._checkout_ended)
         self.outbox: Outbox = self._outbox
         from kiosk_app.uplink import Uplink
 
         self.uplink = Uplink(self.outbox, config.cloud_url, config.api_key, on_card=self._card)
-        self.entrance = settings.mode == "entrance"
+        self.entrance = config.mode == "entrance"
         self.sightings = (
             SightingReporter(
                 config.cloud_url,
@@ -168,7 +165,7 @@ class KioskService:
                 self.pipeline.shots,
                 self.pipeline.describe,
                 sink,
-                best_k=settings.shots.best_k,
+                best_k=config.shots.best_k,
             )
             if self.entrance
             else None
@@ -176,18 +173,16 @@ class KioskService:
         self.intake = ReceiptIntake(config.data_dir / "dead-letter", self._receipt)
         self.receipt_server = LocalReceiptServer(self.intake, port=config.receipts_port)
         self.watcher = (
-            ExportFolderWatcher(self.intake, config.export_folder)
-            if config.export_folder is not None
+            ExportFolderWatcher(self.intake, config.receipts_folder)
+            if config.receipts_folder is not None
             else None
         )
-        source: FrameSource = open_source(config.source, resize=config.resize)
-        if config.loop and not source.live:
+        source: FrameSource = open_source(config.source, resize=options.resize)
+        if options.loop and not source.live:
             source = LoopedSource(source)
-        if config.realtime and not source.live:
+        if options.realtime and not source.live:
             source = PacedSource(source)
-        self._capture = CaptureThread(
-            TimedSource(source, self.timer), queue_size=settings.queue_size
-        )
+        self._capture = CaptureThread(TimedSource(source, self.timer), queue_size=config.queue_size)
         self._latest: tuple[Frame, FrameResult] | None = None
         self._latest_lock = threading.Lock()
         self._stop = threading.Event()
@@ -217,7 +212,7 @@ class KioskService:
             self._threads.append(thread)
         log.info(
             "kiosk_service_started",
-            mode=self.settings.mode,
+            mode=self.config.mode,
             receipts=None if self.entrance else self.receipts_url,
             device=self.config.device,
         )
@@ -342,7 +337,7 @@ class KioskService:
         with self._pending_cond:
             if not self._pending.wants_capture(item.number):  # its receipt was bound already
                 return
-        capture = self.binder.capture(item.at, opt_out=self.config.opt_out(item.number))
+        capture = self.binder.capture(item.at, opt_out=self.options.opt_out(item.number))
         with self._pending_cond:
             self._pending.captured(item.number, item.at, capture)
         self._sink(
@@ -359,8 +354,15 @@ class KioskService:
             binding = self.binder.bind(receipt, stored[0], captured=captured)
             opt_out = captured.opted_out
         else:
-            opt_out = self.config.opt_out(receipt.number)
+            opt_out = self.options.opt_out(receipt.number)
             binding = self.binder.bind(receipt, item.at, opt_out=opt_out)
+        key = binding.request.idempotency_key
+        with structlog.contextvars.bound_contextvars(checkout_id=checkout_id(key)):
+            self._queue(item, receipt, binding, stored is not None, opt_out)
+
+    def _queue(
+        self, item: Due, receipt: Receipt, binding: Binding, scanned: bool, opt_out: bool
+    ) -> None:
         key = binding.request.idempotency_key
         # A receipt sent again after its checkout was delivered or died brings no card.
         if not self._outbox.finished(key):
@@ -381,7 +383,7 @@ class KioskService:
                 companions=tuple(binding.companion_tracks),
                 embeddings=len(binding.request.embeddings),
                 opted_out=opt_out,
-                scanned=stored is not None,
+                scanned=scanned,
                 bytes=len(body.encode()),
             )
         )

@@ -1,14 +1,20 @@
-"""Kiosk settings: strict, read from STORESIGHT_KIOSK_* variables (nested with `__`)."""
+"""What the kiosk's face pipeline is configured with: `PipelineSettings`, a plain model.
+
+It reads no environment: the kiosk's one configuration (`kiosk_app.kiosk_config.KioskConfig`,
+which extends it, loaded by `kiosk_app.config_loader`) holds these fields under the same names,
+and `KioskConfig.pipeline_settings()` is the pipeline's part of it. Tests and benchmarks that
+run the pipeline alone build one directly.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import MAX_VISIT_EMBEDDINGS
-from facelib.config import FaceLibSettings
+from facelib.config import DetectorSettings, RecognitionSettings, RuntimeSettings
+from facelib.image_checks import DEFAULT_MAX_PIXELS
 from kiosk_app.tracking import TrackerSettings
 
 DEFAULT_COUNTER_ZONE: tuple[tuple[float, float], ...] = (
@@ -49,17 +55,28 @@ class ShotSettings(BaseModel):
     min_quality: float = Field(0.02, ge=0.0, le=1.0, description="shots below are never kept")
 
 
-class KioskSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="STORESIGHT_KIOSK_", env_nested_delimiter="__", extra="forbid"
-    )
+def _kiosk_detector() -> DetectorSettings:
+    # the face library's detector, at full range: a till camera sees the customer at 1-3 m
+    return DetectorSettings(range="full")
+
+
+class PipelineSettings(BaseModel):
+    """The face pipeline's settings. `detector`, `runtime`, `recognition` and
+    `max_image_pixels` are the face library's own settings models, under the face library's
+    names (so its ``STORESIGHT_FACE_*`` variables can reach them, see `config_loader`)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     mode: Literal["till", "entrance"] = "till"
-    face: FaceLibSettings = Field(
-        default_factory=lambda: FaceLibSettings(estimate_age_gender=False, embed=False)
+    detector: DetectorSettings = Field(default_factory=_kiosk_detector)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    recognition: RecognitionSettings = Field(
+        default_factory=RecognitionSettings,
+        description="the kiosk uses its flip_average (how shots are embedded); the cloud matches",
     )
-    tracker: TrackerSettings = TrackerSettings()
-    shots: ShotSettings = ShotSettings()
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1_000_000)
+    tracker: TrackerSettings = Field(default_factory=TrackerSettings)
+    shots: ShotSettings = Field(default_factory=ShotSettings)
     counter_zone: CounterZonePolygon = Field(
         default_factory=lambda: list(DEFAULT_COUNTER_ZONE),
         description="polygon (normalised 0..1 image coordinates) where the paying customer stands",

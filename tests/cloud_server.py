@@ -28,11 +28,22 @@ class RunningServer:
     settings: CloudSettings
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 @contextmanager
-def serve(settings: CloudSettings) -> Iterator[RunningServer]:
-    port = free_port()
+def serve(settings: CloudSettings, *, at_its_address: bool = False) -> Iterator[RunningServer]:
+    """The app on a free local port, or (`at_its_address`) on the settings' host and port,
+    where `storesight-cloud serve` would listen."""
+    host, port = (settings.host, settings.port) if at_its_address else ("127.0.0.1", free_port())
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+        create_app(settings), host=host, port=port, log_config=None, lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
@@ -43,7 +54,7 @@ def serve(settings: CloudSettings) -> Iterator[RunningServer]:
             raise RuntimeError("the cloud app did not start (see the log above)")
         time.sleep(0.05)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", settings)
+        yield RunningServer(f"http://{host}:{port}", settings)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -28,7 +28,7 @@ from contract import Receipt as ReceiptIn
 from kiosk_app.alerts import AlertStream, SseEvent, SseParser
 from kiosk_app.gui.staff_window import StaffWindow, run_staff
 from kiosk_app.gui.toast import Toast, ToastManager
-from kiosk_app.machine_config import MachineConfig
+from kiosk_app.kiosk_config import KioskConfig
 from tests.cloud_fixtures import module_migrated_url  # noqa: F401  (fixture)
 from tests.cloud_server import free_port, serve
 from tests.conftest import require
@@ -609,9 +609,7 @@ def test_staff_window_pops_a_toast_when_a_vip_arrives(qtbot: QtBot, cloud: Cloud
 def test_run_staff_follows_the_configured_store_until_closed(
     qtbot: QtBot, cloud: Cloud, tmp_path: Path
 ) -> None:
-    config = MachineConfig(
-        cloud_url=cloud.url, api_key=cloud.till, store_id=None, data_dir=tmp_path
-    )
+    config = KioskConfig(cloud_url=cloud.url, api_key=cloud.till, store_id=None, data_dir=tmp_path)
     seen: list[str] = []
     deadline = time.monotonic() + 10
 

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from contract import MAX_VISIT_EMBEDDINGS, LineItem, Receipt
 from facelib.types import Box
 from kiosk_app.binding import CheckoutBinder, idempotency_key
-from kiosk_app.machine_config import MachineConfig
+from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.outbox import checkout_body
 from kiosk_app.pipeline import FrameResult, Shot, TrackedFace
-from kiosk_app.settings import DEFAULT_BEST_SHOTS, KioskSettings, ShotSettings
+from kiosk_app.settings import DEFAULT_BEST_SHOTS, PipelineSettings, ShotSettings
 from kiosk_app.sightings import SightingReporter
 
 RECEIPT = Receipt(
@@ -97,8 +97,8 @@ def test_every_kept_shot_is_sent_compact_up_to_the_contracts_limit() -> None:
 
 def test_eight_best_shots_are_kept_by_default_everywhere() -> None:
     assert DEFAULT_BEST_SHOTS == 8 <= MAX_VISIT_EMBEDDINGS
-    assert KioskSettings().shots.best_k == DEFAULT_BEST_SHOTS
-    assert MachineConfig().kiosk_settings().shots.best_k == DEFAULT_BEST_SHOTS
+    assert PipelineSettings().shots.best_k == DEFAULT_BEST_SHOTS
+    assert KioskConfig().pipeline_settings().shots.best_k == DEFAULT_BEST_SHOTS
     assert inspect.signature(SightingReporter).parameters["best_k"].default == DEFAULT_BEST_SHOTS
     with pytest.raises(ValidationError):
         ShotSettings(best_k=MAX_VISIT_EMBEDDINGS + 1)

@@ -22,7 +22,7 @@ from contract import MembershipRequest
 from kiosk_app.events import CheckoutQueued, KioskEvent, ScanCaptured
 from kiosk_app.gui.cashier_window import CashierWindow
 from kiosk_app.gui.service_host import ServiceHost
-from kiosk_app.machine_config import MachineConfig
+from kiosk_app.kiosk_config import KioskConfig
 from tests.conftest import require
 
 pytestmark = pytest.mark.slow
@@ -51,15 +51,16 @@ def _window(
 ) -> tuple[CashierWindow, list[KioskEvent]]:
     from demo import run as demo
 
-    config = MachineConfig(
+    config = KioskConfig(
         source=clip,
         cloud_url=cloud["url"],
         api_key=cloud["till"],
         device="till-1",
         receipts_port=0,
         data_dir=data_dir,
+        detector=demo.kiosk_detector(clip),
     )
-    host = ServiceHost(config, settings=demo.kiosk_settings(clip))
+    host = ServiceHost(config)
     events: list[KioskEvent] = []
     host.pipeline_event.connect(events.append)
     window = CashierWindow(host)
@@ -176,7 +177,7 @@ def test_opt_out_sends_the_next_receipt_without_a_face(
 def test_a_failing_worker_shows_its_error_and_the_window_keeps_running(
     qtbot: QtBot, tmp_path: Path
 ) -> None:
-    config = MachineConfig(
+    config = KioskConfig(
         source=str(tmp_path / "no-such-clip.mp4"),
         cloud_url="http://127.0.0.1:9",
         api_key="ssk_x_y",

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from cloud_api.db.models import AlertEvent, Sighting
 from cloud_api.db.session import make_engine, session_factory
 from kiosk_app.events import CheckoutQueued, EventCollector, SightingReported
-from kiosk_app.service import KioskService, ServiceConfig
+from kiosk_app.kiosk_config import KioskConfig
+from kiosk_app.service import KioskService
 from models.store import ModelStore
 from tests.conftest import require
 
@@ -37,15 +38,17 @@ def test_entrance_reports_visitors_and_raises_vip_arrivals(
         assert member is not None
 
         events = EventCollector()
-        settings = demo.kiosk_settings(clip).model_copy(update={"mode": "entrance"})
-        config = ServiceConfig(
+        config = KioskConfig(
+            mode="entrance",
+            detector=demo.kiosk_detector(clip),
             source=clip,
             cloud_url=cloud,
             api_key=keys["entrance"],
             device="door-1",
+            receipts_port=0,
             data_dir=tmp_path / "entrance",
         )
-        service = KioskService(settings, config, events)
+        service = KioskService(config, events)
         service.start()
         service.source_ended.wait(timeout=300)
         service.stop()

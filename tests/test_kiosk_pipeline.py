@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from facelib.config import DetectorSettings, FaceLibSettings
+from facelib.config import DetectorSettings
 from facelib.types import Box, Detection
 from kiosk_app.events import EventCollector, TrackEnded, TrackStarted, parse_event
 from kiosk_app.pipeline import FrameResult, weighted_descriptor
 from kiosk_app.quality import geometry_quality, sharpness
 from kiosk_app.runner import run
-from kiosk_app.settings import KioskSettings
+from kiosk_app.settings import PipelineSettings
 from kiosk_app.tracking import Tracker, TrackerSettings, TrackState
 from kiosk_app.zone import Candidate, CounterZone, assign_roles
 from models.store import ModelStore
@@ -156,12 +156,9 @@ def _track_at(result: FrameResult, point: tuple[int, int]) -> int | None:
 @pytest.mark.slow
 def test_three_walkers_keep_one_track_each(data_dir: Path, store: ModelStore) -> None:
     video = require(data_dir / "video" / "facenet-pytorch_video.mp4")
-    face = FaceLibSettings(
-        detector=DetectorSettings(range="full", tile=True, tile_size=512),
-        estimate_age_gender=False,
-        embed=False,
+    settings = PipelineSettings(
+        mode="entrance", detector=DetectorSettings(range="full", tile=True, tile_size=512)
     )
-    settings = KioskSettings(mode="entrance", face=face)
     results: dict[int, FrameResult] = {}
     events = EventCollector()
 

@@ -32,7 +32,7 @@ from contract import (
 )
 from kiosk_app.gui.cashier_window import CashierWindow
 from kiosk_app.gui.service_host import ServiceHost
-from kiosk_app.machine_config import MachineConfig
+from kiosk_app.kiosk_config import KioskConfig
 
 KEY = "ssk_till_secret"
 
@@ -126,7 +126,7 @@ def cloud() -> Cloud:
 
 @pytest.fixture
 def window(qtbot: QtBot, tmp_path: Path, cloud: Cloud) -> CashierWindow:
-    config = MachineConfig(
+    config = KioskConfig(
         source=str(tmp_path / "no-camera.mp4"),  # never started: the card is what is tested
         cloud_url="http://cloud.test",
         api_key=KEY,

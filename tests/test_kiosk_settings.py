@@ -35,7 +35,7 @@ from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.settings import CloudSettings
 from kiosk_app.gui.preview import OverlayFace, PreviewWidget
 from kiosk_app.gui.settings_dialog import SettingsDialog, config_or_dialog, ensure_config
-from kiosk_app.machine_config import DEFAULT_ZONE, MachineConfig, load_config, save_config
+from kiosk_app.kiosk_config import DEFAULT_ZONE, KioskConfig, load_config, save_config
 from tests.cloud_fixtures import migrated_url  # noqa: F401  (fixture)
 from tests.cloud_server import free_port, serve
 from tests.conftest import require
@@ -50,7 +50,7 @@ def _no_leftover_workers() -> Iterator[None]:
     assert QThreadPool.globalInstance().waitForDone(15_000)
 
 
-def _dialog(qtbot: QtBot, config: MachineConfig | None, path: Path) -> SettingsDialog:
+def _dialog(qtbot: QtBot, config: KioskConfig | None, path: Path) -> SettingsDialog:
     dialog = SettingsDialog(config, path)
     qtbot.addWidget(dialog)
     dialog.show()
@@ -100,7 +100,7 @@ def test_first_start_saves_and_a_new_dialog_shows_the_same_values(
 ) -> None:
     path = tmp_path / "config" / "kiosk.json"
     dialog = _dialog(qtbot, None, path)
-    defaults = MachineConfig()
+    defaults = KioskConfig()
     assert _edit(dialog, "source").text() == defaults.source
     assert _edit(dialog, "device").text() == defaults.device
     assert _edit(dialog, "api_key").echoMode() == QLineEdit.EchoMode.Password
@@ -142,14 +142,14 @@ def test_first_start_saves_and_a_new_dialog_shows_the_same_values(
         "https://cloud.example.com",
         "ssk_abc.def",
     )
-    assert (saved.mode, saved.detector_range, saved.tile, saved.receipts_port) == (
+    assert (saved.mode, saved.detector.range, saved.detector.tile, saved.receipts_port) == (
         "entrance",
         "short",
         True,
         9100,
     )
-    assert saved.min_detection_score == pytest.approx(0.65)
-    assert saved.min_shot_quality == pytest.approx(0.1)
+    assert saved.detector.min_score == pytest.approx(0.65)
+    assert saved.shots.min_quality == pytest.approx(0.1)
     assert saved.binding_window_s == pytest.approx(25.0)
     assert [p.name for p in path.parent.iterdir()] == ["kiosk.json"]  # no temporary left
 
@@ -160,7 +160,7 @@ def test_first_start_saves_and_a_new_dialog_shows_the_same_values(
     assert _edit(again, "device").text() == "till-3"
     assert _edit(again, "cloud_url").text() == saved.cloud_url
     assert _edit(again, "api_key").text() == "ssk_abc.def"
-    assert MachineConfig.model_validate(again.values()) == saved
+    assert KioskConfig.model_validate(again.values()) == saved
     _click(qtbot, _button(again, "save"))
     assert again.config() == saved
     assert path.read_text(encoding="utf-8") == before
@@ -168,7 +168,7 @@ def test_first_start_saves_and_a_new_dialog_shows_the_same_values(
 
 def test_invalid_fields_are_named_and_the_file_is_left_alone(qtbot: QtBot, tmp_path: Path) -> None:
     path = tmp_path / "kiosk.json"
-    save_config(MachineConfig(device="till-7", api_key="ssk_keep.me"), path)
+    save_config(KioskConfig(device="till-7", api_key="ssk_keep.me"), path)
     original = path.read_bytes()
     dialog = _dialog(qtbot, load_config(path), path)
 
@@ -432,14 +432,14 @@ def test_a_corrupted_file_opens_the_dialog_with_the_reason(qtbot: QtBot, tmp_pat
     found = config_or_dialog(path)
     assert isinstance(found, SettingsDialog)
     qtbot.addWidget(found)
-    assert "min_detection_score" in found.status_text()
+    assert "detector.min_score" in found.status_text()  # an older file's key, where it is now
     assert _edit(found, "api_key").text() == "ssk_keep.me"
     assert _edit(found, "device").text() == "till-9"
     found.show()
     _click(qtbot, _button(found, "save"))
     fixed = load_config(path)
     assert fixed is not None and fixed.api_key == "ssk_keep.me"
-    assert fixed.min_detection_score == MachineConfig().min_detection_score
+    assert fixed.detector.min_score == KioskConfig().detector.min_score
 
 
 def _when_dialog_shows(act: Callable[[SettingsDialog], None]) -> QTimer:

@@ -8,8 +8,8 @@ from pathlib import Path
 import structlog
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
-from kiosk_app.kiosk_config import layered
-from kiosk_app.machine_config import ConfigFileError, MachineConfig, config_path, load_config
+from kiosk_app.config_loader import layered
+from kiosk_app.kiosk_config import ConfigFileError, KioskConfig, config_path, load_config
 
 log = structlog.get_logger(__name__)
 
@@ -46,10 +46,10 @@ def run_cashier(path: Path | None = None, overrides: dict[str, object] | None = 
         except ConfigFileError:
             saved = state["window"].host.config
         dialog = SettingsDialog(saved, path, parent)
-        if dialog.exec() == QDialog.DialogCode.Accepted:
-            start(dialog.config(), replace=True)
+        if dialog.exec() == QDialog.DialogCode.Accepted:  # as a restart would load it
+            start(layered(dialog.config(), overrides), replace=True)
 
-    def start(config: MachineConfig, *, replace: bool = False) -> None:
+    def start(config: KioskConfig, *, replace: bool = False) -> None:
         old = state.get("window")
         window = CashierWindow(ServiceHost(config), open_settings=open_settings)
         if old is not None and replace:
@@ -69,7 +69,7 @@ def run_settings(path: Path | None = None) -> int:
     application()
     path = path or config_path()
     found = config_or_dialog(path)
-    dialog = found if not isinstance(found, MachineConfig) else SettingsDialog(found, path)
+    dialog = found if not isinstance(found, KioskConfig) else SettingsDialog(found, path)
     return 0 if dialog.exec() == QDialog.DialogCode.Accepted else 1
 
 
@@ -81,4 +81,4 @@ def run_staff_window(path: Path | None = None) -> int:
     config = ensure_config(path or config_path())
     if config is None:
         return 1
-    return run_staff(config)
+    return run_staff(layered(config))  # the environment over the file, as for the till

@@ -32,12 +32,10 @@ from kiosk_app.events import (
 )
 from kiosk_app.frames import Frame
 from kiosk_app.gui.workers import run_in_thread
-from kiosk_app.kiosk_config import service_config
-from kiosk_app.machine_config import MachineConfig
+from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.opt_out import OptOutLatch
 from kiosk_app.pipeline import FrameResult
-from kiosk_app.service import KioskService, ServiceStatus
-from kiosk_app.settings import KioskSettings
+from kiosk_app.service import KioskService, RunOptions, ServiceStatus
 
 log = structlog.get_logger(__name__)
 
@@ -63,9 +61,8 @@ class ServiceHost(QObject):
 
     def __init__(
         self,
-        config: MachineConfig,
+        config: KioskConfig,
         *,
-        settings: KioskSettings | None = None,
         realtime: bool = True,
         loop: bool = False,
         on_frame: Callable[[FrameResult], None] | None = None,
@@ -75,7 +72,6 @@ class ServiceHost(QObject):
         super().__init__(parent)
         self.config = config
         self._cloud_transport = cloud_transport  # tests: the cashier's calls, at the HTTP level
-        self.settings = settings if settings is not None else config.kiosk_settings()
         self.realtime = realtime
         self.loop = loop
         self.opt_out = OptOutLatch()
@@ -96,9 +92,9 @@ class ServiceHost(QObject):
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._writer = JsonLinesWriter(config.data_dir / "events.jsonl")
         service = KioskService(
-            self.settings,
-            service_config(config, realtime=self.realtime, loop=self.loop, opt_out=self.opt_out),
+            config,
             self._sink,
+            options=RunOptions(realtime=self.realtime, loop=self.loop, opt_out=self.opt_out),
             on_frame=self._on_frame,
             on_card=self._card,
         )

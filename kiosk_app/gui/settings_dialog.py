@@ -1,6 +1,6 @@
 """The kiosk settings dialog: camera with preview and counter zone, store and device, thresholds.
 
-`SettingsDialog(config, path)` edits a `MachineConfig` (defaults when `config` is None, i.e.
+`SettingsDialog(config, path)` edits a `KioskConfig` (defaults when `config` is None, i.e.
 on first start) and, on Save, validates it and writes it atomically to `path`. Anything slow
 runs in a worker thread (`run_in_thread`): grabbing a preview frame from the source, and
 "Test connection" (`GET /v1/device` on the cloud API with the device key). Errors — a source
@@ -42,17 +42,20 @@ from PySide6.QtWidgets import (
 
 from contract import DeviceInfo
 from kiosk_app.cloud_client import CloudClient, CloudError
+from kiosk_app.config_loader import setting
 from kiosk_app.gui.preview import PreviewWidget
 from kiosk_app.gui.workers import run_in_thread
-from kiosk_app.machine_config import (
+from kiosk_app.kiosk_config import (
     DEFAULT_ZONE,
     ConfigFileError,
-    MachineConfig,
+    KioskConfig,
     config_path,
     load_config,
     save_config,
+    upgraded,
 )
 from kiosk_app.sources import SourceError, mask_url, open_source, opened
+from storesight_common.validation import location
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +74,7 @@ INFO_STYLE = "color: #2e7d32;"
 INVALID_STYLE = "border: 2px solid #c62828;"
 _URL = re.compile(r"^https?://\S+$")
 
-#: What the user sees for each MachineConfig field in error messages.
+#: What the user sees for each KioskConfig setting the dialog shows, by its dotted path.
 FIELD_LABELS: dict[str, str] = {
     "source": "Camera source",
     "mode": "Mode",
@@ -81,10 +84,10 @@ FIELD_LABELS: dict[str, str] = {
     "store_id": "Store id",
     "store_name": "Store name",
     "counter_zone": "Counter zone",
-    "detector_range": "Detector range",
-    "tile": "Tile small faces",
-    "min_detection_score": "Min detection score",
-    "min_shot_quality": "Min shot quality",
+    "detector.range": "Detector range",
+    "detector.tile": "Tile small faces",
+    "detector.min_score": "Min detection score",
+    "shots.min_quality": "Min shot quality",
     "binding_window_s": "Binding window",
     "receipts_port": "Local receipts port",
     "data_dir": "Data folder",
@@ -135,12 +138,12 @@ class SettingsDialog(QDialog):
     """Edit and save the per-machine configuration (see the module docstring)."""
 
     def __init__(
-        self, config: MachineConfig | None, path: Path, parent: QWidget | None = None
+        self, config: KioskConfig | None, path: Path, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self._path = path
-        self._base = config if config is not None else MachineConfig()
-        self._saved: MachineConfig | None = None
+        self._base = config if config is not None else KioskConfig()
+        self._saved: KioskConfig | None = None
         self._store_id: int | None = self._base.store_id
         self._store_name = self._base.store_name
         # each request gets a number; a reply to an older request is ignored
@@ -295,9 +298,15 @@ class SettingsDialog(QDialog):
         self._detector_range.addItem("Full (faces up to about 5 m)", "full")
         self._tile = QCheckBox("Also search tiles of the frame for small faces (slower)")
         self._tile.setObjectName("tile")
-        self._min_detection_score = _spin("min_detection_score", decimals=2, step=0.05)
-        self._min_shot_quality = _spin("min_shot_quality", decimals=3, step=0.01)
-        self._binding_window_s = _spin("binding_window_s", decimals=1, step=1.0, suffix=" s")
+        self._min_detection_score = _spin(
+            "min_detection_score", "detector.min_score", decimals=2, step=0.05
+        )
+        self._min_shot_quality = _spin(
+            "min_shot_quality", "shots.min_quality", decimals=3, step=0.01
+        )
+        self._binding_window_s = _spin(
+            "binding_window_s", "binding_window_s", decimals=1, step=1.0, suffix=" s"
+        )
         self._receipts_port = QSpinBox()
         self._receipts_port.setObjectName("receipts_port")
         low, high = _bounds("receipts_port", (0, 65535))
@@ -312,7 +321,7 @@ class SettingsDialog(QDialog):
         form.addRow("Local receipts port", self._receipts_port)
         return group
 
-    def _load(self, config: MachineConfig) -> None:
+    def _load(self, config: KioskConfig) -> None:
         self._source.setText(config.source)
         self._mode.setCurrentIndex(max(0, self._mode.findData(config.mode)))
         self._device.setText(config.device)
@@ -322,17 +331,17 @@ class SettingsDialog(QDialog):
         self._preview.set_zone(config.counter_zone)
         self._show_zone_info()
         self._detector_range.setCurrentIndex(
-            max(0, self._detector_range.findData(config.detector_range))
+            max(0, self._detector_range.findData(config.detector.range))
         )
-        self._tile.setChecked(config.tile)
-        self._min_detection_score.setValue(config.min_detection_score)
-        self._min_shot_quality.setValue(config.min_shot_quality)
+        self._tile.setChecked(config.detector.tile)
+        self._min_detection_score.setValue(config.detector.min_score)
+        self._min_shot_quality.setValue(config.shots.min_quality)
         self._binding_window_s.setValue(config.binding_window_s)
         self._receipts_port.setValue(config.receipts_port)
 
     # ---- public API ----------------------------------------------------------------------------
 
-    def config(self) -> MachineConfig:
+    def config(self) -> KioskConfig:
         """The configuration saved by this dialog (only after Save succeeded)."""
         if self._saved is None:
             raise RuntimeError("the settings have not been saved")
@@ -352,9 +361,11 @@ class SettingsDialog(QDialog):
         return self._preview
 
     def values(self) -> dict[str, Any]:
-        """The fields as they are now, as MachineConfig input (not validated)."""
+        """The fields as they are now, as KioskConfig input (not validated); the settings the
+        dialog does not show are the configuration's it was opened with."""
+        base = self._base.model_dump()
         return {
-            **self._base.model_dump(),
+            **base,
             "source": self._source.text().strip(),
             "mode": self._mode.currentData(),
             "cloud_url": self._cloud_url.text().strip(),
@@ -363,10 +374,13 @@ class SettingsDialog(QDialog):
             "store_id": self._store_id,
             "store_name": self._store_name,
             "counter_zone": self._preview.zone(),
-            "detector_range": self._detector_range.currentData(),
-            "tile": self._tile.isChecked(),
-            "min_detection_score": self._min_detection_score.value(),
-            "min_shot_quality": self._min_shot_quality.value(),
+            "detector": {
+                **base["detector"],
+                "range": self._detector_range.currentData(),
+                "tile": self._tile.isChecked(),
+                "min_score": self._min_detection_score.value(),
+            },
+            "shots": {**base["shots"], "min_quality": self._min_shot_quality.value()},
             "binding_window_s": self._binding_window_s.value(),
             "receipts_port": self._receipts_port.value(),
         }
@@ -391,10 +405,10 @@ class SettingsDialog(QDialog):
             "api_key": self._api_key,
             "device": self._device,
             "counter_zone": self._preview,
-            "detector_range": self._detector_range,
-            "tile": self._tile,
-            "min_detection_score": self._min_detection_score,
-            "min_shot_quality": self._min_shot_quality,
+            "detector.range": self._detector_range,
+            "detector.tile": self._tile,
+            "detector.min_score": self._min_detection_score,
+            "shots.min_quality": self._min_shot_quality,
             "binding_window_s": self._binding_window_s,
             "receipts_port": self._receipts_port,
         }
@@ -410,10 +424,10 @@ class SettingsDialog(QDialog):
 
     def _on_save(self) -> None:
         try:
-            config = MachineConfig.model_validate(self.values())
+            config = KioskConfig.model_validate(self.values())
         except ValidationError as error:
             problems = describe_errors(error)
-            fields = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+            fields = {_shown_field(e["loc"]) for e in error.errors() if e["loc"]}
             self._mark_invalid(fields)
             first = next((self._field_widget(f) for f in FIELD_LABELS if f in fields), None)
             if first is not None:
@@ -533,11 +547,21 @@ class SettingsDialog(QDialog):
 # ---- helpers -----------------------------------------------------------------------------------
 
 
+def _shown_field(loc: tuple[int | str, ...]) -> str:
+    """The setting the dialog shows for an error's location (``detector.min_score`` for
+    ``("detector", "min_score")``, ``counter_zone`` for ``("counter_zone", 0, 1)``)."""
+    for end in range(len(loc), 0, -1):
+        path = location(loc[:end])
+        if path in FIELD_LABELS:
+            return path
+    return location(loc)
+
+
 def describe_errors(error: ValidationError) -> str:
-    """A pydantic error on MachineConfig as "Device name: …; Cloud API URL: …"."""
+    """A pydantic error on KioskConfig as "Device name: …; Cloud API URL: …"."""
     parts: list[str] = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
+        field = _shown_field(item["loc"]) if item["loc"] else ""
         label = FIELD_LABELS.get(field, field or "settings")
         message = (
             _PATTERN_HINTS[field]
@@ -556,17 +580,21 @@ def _error_text(error: BaseException) -> str:
 
 
 def _bounds(field: str, default: tuple[float, float]) -> tuple[float, float]:
-    """The ge/le limits pydantic enforces on a MachineConfig field, so the spin boxes match."""
+    """The ge/le limits pydantic enforces on a KioskConfig setting (a dotted path), so the
+    spin boxes match."""
     low, high = default
-    for constraint in MachineConfig.model_fields[field].metadata:
+    info = setting(tuple(field.split(".")))
+    assert info is not None, field
+    for constraint in info.metadata:
         low = float(getattr(constraint, "ge", low))
         high = float(getattr(constraint, "le", high))
     return low, high
 
 
-def _spin(field: str, *, decimals: int, step: float, suffix: str = "") -> QDoubleSpinBox:
+def _spin(name: str, field: str, *, decimals: int, step: float, suffix: str = "") -> QDoubleSpinBox:
+    """A spin box named `name` for the setting `field` (a dotted path), within its limits."""
     spin = QDoubleSpinBox()
-    spin.setObjectName(field)
+    spin.setObjectName(name)
     spin.setDecimals(decimals)
     spin.setSingleStep(step)
     low, high = _bounds(field, (0.0, 1.0))
@@ -576,28 +604,40 @@ def _spin(field: str, *, decimals: int, step: float, suffix: str = "") -> QDoubl
     return spin
 
 
-def _salvage(path: Path) -> MachineConfig | None:
-    """What can be kept of an invalid configuration file: the valid fields, others default."""
+def _salvage(path: Path) -> KioskConfig | None:
+    """What can be kept of an invalid configuration file: the valid settings, others default."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
         return None
-    for _ in range(len(data) + 1):
+    data = upgraded(data)
+    while True:
         try:
-            return MachineConfig.model_validate(data)
+            return KioskConfig.model_validate(data)
         except ValidationError as error:
-            bad = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
-            if not bad & data.keys():
+            if not any(_drop(data, e["loc"]) for e in error.errors()):
                 return None
-            data = {key: value for key, value in data.items() if key not in bad}
-    return None
+
+
+def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Remove the setting at `loc` from `data` (the innermost key it names there); False if
+    `data` holds nothing there."""
+    inner: object = data
+    for depth, part in enumerate(loc):
+        if not isinstance(inner, dict) or part not in inner:
+            return False
+        if depth == len(loc) - 1 or not isinstance(inner[part], dict):
+            del inner[part]
+            return True
+        inner = inner[part]
+    return False
 
 
 def config_or_dialog(
     path: Path | None = None, parent: QWidget | None = None
-) -> MachineConfig | SettingsDialog:
+) -> KioskConfig | SettingsDialog:
     """The saved configuration, or the settings dialog to show (not yet shown).
 
     First start (no file): a dialog with the defaults. A file that cannot be used: a dialog
@@ -618,10 +658,10 @@ def config_or_dialog(
     return SettingsDialog(None, path, parent)
 
 
-def ensure_config(path: Path | None = None, parent: QWidget | None = None) -> MachineConfig | None:
+def ensure_config(path: Path | None = None, parent: QWidget | None = None) -> KioskConfig | None:
     """The configuration to run with: loaded, or entered in the dialog; None if cancelled."""
     found = config_or_dialog(path, parent)
-    if isinstance(found, MachineConfig):
+    if isinstance(found, KioskConfig):
         return found
     if found.exec() == QDialog.DialogCode.Accepted:
         return found.config()

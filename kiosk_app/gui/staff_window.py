@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from contract import VipArrival
 from kiosk_app.alerts import AlertStream, ArrivalCallback, StatusCallback
 from kiosk_app.gui.toast import DEFAULT_TIMEOUT_MS, ToastManager
-from kiosk_app.machine_config import MachineConfig
+from kiosk_app.kiosk_config import KioskConfig
 
 log = structlog.get_logger(__name__)
 
@@ -204,7 +204,7 @@ class StaffWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def run_staff(config: MachineConfig) -> int:
+def run_staff(config: KioskConfig) -> int:
     """The staff window on its own, following `config`'s store; returns the exit code."""
     app = QApplication.instance()
     if app is None:
