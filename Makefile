@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SHARED_DATA ?= $(or $(firstword $(wildcard ../shared/data /work/shared/data)),../shared/data)
 
-.PHONY: demo test lint pytest browser models eval bench screenshots clean
+.PHONY: demo test lint pytest browser models eval bench screenshots clean package package-check
 
 demo: models
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python -m demo.run $(if $(SOURCE),--source $(SOURCE)) $(ARGS)
@@ -35,6 +35,15 @@ browser:
 
 models: $(INSTALLED)
 	$(BIN)/storesight-models fetch
+
+# The packaged kiosk: dist/storesight-kiosk/ (PyInstaller) and dist/storesight-kiosk_*.deb
+package: models
+	@command -v dpkg-deb >/dev/null || { echo "make package needs dpkg-deb (Debian's dpkg)"; exit 1; }
+	$(BIN)/python installers/build.py
+
+# Installs the .deb into this machine (root), runs it, upgrades over it and removes it
+package-check: package
+	$(BIN)/pytest -q -m package tests/test_package.py
 
 eval: models
 	$(BIN)/storesight-eval detection

@@ -32,7 +32,7 @@ FORBIDDEN_NAMES = frozenset(
     }
 )
 #: the shared test data's folders (faces, LFW, ...) never travel with the product
-FORBIDDEN_DATA_FOLDERS = frozenset({"lfw", "agegender", "group", "video"})
+FORBIDDEN_DATA_FOLDERS = frozenset({"faces", "lfw", "agegender", "group", "video"})
 
 
 def development_model_files(manifest_path: Path) -> frozenset[str]:

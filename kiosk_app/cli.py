@@ -14,6 +14,7 @@ import numpy as np
 from facelib.config import DetectorSettings, FaceLibSettings
 from facelib.errors import FaceLibError
 from facelib.types import FaceAnalysis, RGBImage
+from kiosk_app.build_info import build_info
 from kiosk_app.events import JsonLinesWriter
 from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.sources import SourceError
@@ -21,10 +22,13 @@ from models.errors import ModelError
 from storesight_common.logs import configure_logging
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+#: `run`'s exit status when another kiosk already runs here (its systemd unit does not restart)
+ALREADY_RUNNING = 3
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storesight-kiosk", description=__doc__)
+    parser.add_argument("--version", action="version", version=build_info().describe())
     sub = parser.add_subparsers(dest="command", required=True)
     analyze = sub.add_parser(
         "analyze", help="detect, align and estimate age/gender in photos or a clip"
@@ -75,6 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default=None, help="device name used in idempotency keys")
     run.add_argument("--data-dir", type=Path, default=None, help="outbox and dead letters")
     run.add_argument("--receipts-port", type=int, default=None, help="local POS endpoint port")
+    run.add_argument(
+        "--kiosk", action="store_true", help="full screen without window decorations (tills)"
+    )
+    run.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        help="save a picture of the window once it shows the camera (or an error), then quit "
+        "(support: what does the till show?)",
+    )
+    selftest = sub.add_parser(
+        "selftest",
+        help="check models, face pipeline, camera, cloud and outbox; exit 0 only if all pass",
+    )
+    selftest.add_argument("--config", type=Path, default=None, help="configuration file")
+    selftest.add_argument("--source", default=None, help="the camera or clip to try instead")
+    selftest.add_argument(
+        "--installation",
+        action="store_true",
+        help="only what the package installed (models, face pipeline): the post-install check",
+    )
     for name, text in (
         ("settings", "edit this machine's configuration (camera, zone, cloud, thresholds)"),
         ("staff", "the staff window: VIP arrival pop-ups from the store's alert stream"),
@@ -84,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     try:
+        if args.command == "selftest":
+            return _selftest(args)
         if args.command == "run":
-            return _run(args) if args.headless else _window(args)
+            return _guarded_run(args)
         if args.command == "settings":
             from kiosk_app.gui.app import run_settings
 
@@ -98,6 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     except (FaceLibError, ModelError, SourceError, ValueError) as error:
         print(f"storesight-kiosk: error: {error}", file=sys.stderr)
         return 1
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from kiosk_app.config_loader import load_kiosk_config
+    from kiosk_app.selftest import report, run_selftest
+
+    config = load_kiosk_config(args.config)
+    checks = run_selftest(config, source=args.source, installation_only=args.installation)
+    return report(checks, sys.stdout)
+
+
+def _guarded_run(args: argparse.Namespace) -> int:
+    """`run`, as the only kiosk on this machine, its log also in a rotating file under the
+    data folder, a crash logged there with its traceback."""
+    from kiosk_app.kiosk_config import default_data_dir
+    from kiosk_app.single_instance import AlreadyRunning, SingleInstance
+    from storesight_common.logs import log_crashes, log_to_file
+
+    data_dir = default_data_dir()
+    log_to_file(data_dir / "logs" / "kiosk.log")
+    log_crashes()
+    try:
+        with SingleInstance(data_dir):
+            return _run(args) if args.headless else _window(args)
+    except AlreadyRunning as error:
+        print(f"storesight-kiosk: {error}", file=sys.stderr)
+        return ALREADY_RUNNING
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -137,7 +191,9 @@ def _window(args: argparse.Namespace) -> int:
     """The desktop app, configured from the machine's file (first start opens settings)."""
     from kiosk_app.gui.app import run_cashier
 
-    return run_cashier(args.config, _overrides(args))
+    return run_cashier(
+        args.config, _overrides(args), full_screen=args.kiosk, screenshot=args.screenshot
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:

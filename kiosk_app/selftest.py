@@ -56,8 +56,11 @@ def run_selftest(
     source: str | None = None,
     store: ModelStore | None = None,
     source_timeout_s: float = SOURCE_TIMEOUT_S,
+    installation_only: bool = False,
 ) -> list[Check]:
-    """Every check, in order; `source` (else the configured one) is the camera tried."""
+    """Every check, in order; `source` (else the configured one) is the camera tried.
+    `installation_only`: what the package installed (models, face pipeline), not this
+    machine's camera, cloud or outbox (the installer's post-install step)."""
     store = store if store is not None else ModelStore()
     checks = [_check(f"model {name}", partial(_model, store, name)) for name in _runtime_models()]
     models_ok = all(c.outcome == "OK" for c in checks)
@@ -65,6 +68,8 @@ def run_selftest(
         checks.append(_check("face pipeline", lambda: _face_pipeline(config, store)))
     else:
         checks.append(Check("face pipeline", "SKIP", "a model it needs failed its check"))
+    if installation_only:
+        return checks
     camera = source if source is not None else config.source
     checks.append(_check(f"source {camera!r}", lambda: _source(camera, source_timeout_s)))
     if config.api_key:

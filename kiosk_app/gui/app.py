@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
 from kiosk_app.config_loader import layered
 from kiosk_app.kiosk_config import ConfigFileError, KioskConfig, config_path, load_config
+
+if TYPE_CHECKING:
+    from kiosk_app.gui.cashier_window import CashierWindow
 
 log = structlog.get_logger(__name__)
 
@@ -24,8 +30,16 @@ def application() -> QApplication:
     return app
 
 
-def run_cashier(path: Path | None = None, overrides: dict[str, object] | None = None) -> int:
-    """The till or entrance window; the first start (no configuration yet) opens settings."""
+def run_cashier(
+    path: Path | None = None,
+    overrides: dict[str, object] | None = None,
+    *,
+    full_screen: bool = False,
+    screenshot: Path | None = None,
+) -> int:
+    """The till or entrance window; the first start (no configuration yet) opens settings.
+    `full_screen`: the till's kiosk mode, no window decorations. `screenshot`: save the
+    window once it shows the camera (or an error) and quit."""
     from kiosk_app.gui.cashier_window import CashierWindow
     from kiosk_app.gui.service_host import ServiceHost
     from kiosk_app.gui.settings_dialog import ensure_config
@@ -56,11 +70,44 @@ def run_cashier(path: Path | None = None, overrides: dict[str, object] | None = 
             window.setGeometry(old.geometry())
             old.close()  # stops its service first: one camera, one receipt port
         state["window"] = window
-        window.show()
+        if full_screen:
+            window.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+            window.showFullScreen()
+        else:
+            window.show()
         window.host.start()
 
     start(config)
+    if screenshot is not None:
+        _screenshot_when_shown(state["window"], screenshot)
     return app.exec()
+
+
+def _screenshot_when_shown(window: CashierWindow, path: Path, settle_s: float = 2.0) -> None:
+    """Once the window shows a processed frame (or an error) for `settle_s`, save it to
+    `path` and quit: exit status 0 for a frame, 1 for an error."""
+    state: dict[str, float | str] = {}
+
+    def failed(text: str) -> None:
+        state.setdefault("error", text)
+
+    def poll() -> None:
+        now = time.monotonic()
+        if "since" not in state and (window.host.latest() is not None or "error" in state):
+            state["since"] = now
+        since = state.get("since")
+        if isinstance(since, float) and now - since >= settle_s:
+            timer.stop()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            saved = window.grab().save(str(path))
+            log.info("screenshot_saved", path=str(path), saved=saved, error="error" in state)
+            window.close()  # stops the service and its threads before the app ends
+            QApplication.exit(0 if saved and "error" not in state else 1)
+
+    window.host.failed.connect(failed)
+    timer = QTimer(window)
+    timer.timeout.connect(poll)
+    timer.start(200)
 
 
 def run_settings(path: Path | None = None) -> int:
