@@ -275,3 +275,30 @@ def test_the_contents_check_finds_what_must_not_ship(fake_bundle: Path, intruder
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"x")
     assert intruder in forbidden_files(fake_bundle)
+
+
+def test_the_window_names_a_corrupt_model_file_instead_of_crashing(
+    tmp_path: Path, clip: str
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(ModelStore().root, models)
+    embedder = models / "dlib_face_recognition_resnet_v1.onnx"
+    data = bytearray(embedder.read_bytes())
+    data[5000] ^= 0xFF
+    embedder.write_bytes(bytes(data))
+    config = tmp_path / "config" / "storesight" / "kiosk.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'{{"source": "{clip}", "receipts_port": 0}}')
+    shot = tmp_path / "window.png"
+    result = subprocess.run(
+        [*KIOSK, "run", "--screenshot", str(shot)],
+        env=_environment(tmp_path, STORESIGHT_MODELS_DIR=str(models)),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 1  # the window showed an error, not a camera
+    shown = [line for line in result.stderr.splitlines() if "shown_error" in line]
+    assert shown and "dlib_face_recognition_resnet_v1.onnx is corrupt" in shown[0]
+    assert "Traceback" not in result.stderr
+    assert shot.stat().st_size > 10_000
