@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the models package, before any install
 
 from installers.bundle_contents import forbidden_files  # noqa: E402
+from kiosk_app.build_info import git_commit  # noqa: E402
 from models.manifest import load_manifest  # noqa: E402
 from models.store import ModelStore  # noqa: E402
 
@@ -139,9 +140,7 @@ def _checked_models() -> list[tuple[Path, str]]:
 
 def _write_build_info() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    commit = _git("rev-parse", "--short=12", "HEAD") or "unknown"
-    if _git("status", "--porcelain", "--untracked-files=no"):
-        commit += "+dirty"
+    commit = git_commit(REPO)
     info = {
         "version": str(project["project"]["version"]),
         "commit": commit,
@@ -152,15 +151,6 @@ def _write_build_info() -> dict[str, str]:
     (WORK / "build_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     _step(f"version {info['version']}, commit {commit}")
     return info
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def _pyinstaller(python: Path, models: list[tuple[Path, str]]) -> None:

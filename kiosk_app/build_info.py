@@ -41,7 +41,7 @@ def build_info() -> BuildInfo:
     if BUILD_INFO_FILE.is_file():
         baked = json.loads(BUILD_INFO_FILE.read_text(encoding="utf-8"))
         return BuildInfo(str(baked["version"]), str(baked["commit"]), is_frozen())
-    return BuildInfo(_installed_version(), _git_commit(APP_ROOT), is_frozen())
+    return BuildInfo(_installed_version(), git_commit(APP_ROOT), is_frozen())
 
 
 def _installed_version() -> str:
@@ -51,23 +51,21 @@ def _installed_version() -> str:
         return "dev"
 
 
-def _git_commit(root: Path) -> str:
+def git_commit(root: Path) -> str:
     """`root`'s short commit, "+dirty" with changes; "unknown" where git cannot say."""
+    commit = _git(root, "rev-parse", "--short=12", "HEAD")
+    if not commit:
+        return "unknown"
+    return (
+        f"{commit}+dirty" if _git(root, "status", "--porcelain", "--untracked-files=no") else commit
+    )
+
+
+def _git(root: Path, *args: str) -> str:
+    """What `git -C root ARGS` prints, "" when it fails or there is no git."""
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}+dirty" if dirty else commit
+        return ""

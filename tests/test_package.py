@@ -73,7 +73,7 @@ def installed() -> Iterator[Path]:
         yield deb
     finally:
         if _dpkg("-s", "storesight-kiosk").returncode == 0:  # never leave the machine changed
-            _dpkg("-r", "storesight-kiosk")
+            _dpkg("--purge", "storesight-kiosk")
 
 
 def _kiosk(
@@ -101,6 +101,20 @@ def test_the_bundle_carries_no_cloud_code_and_no_dev_model(installed: Path) -> N
         "/usr/bin/storesight-kiosk",
     ):
         assert path in listed
+
+
+def test_the_systemd_unit_and_desktop_entries_are_valid(installed: Path) -> None:
+    unit = Path("/usr/lib/systemd/user/storesight-kiosk.service")
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed: the unit cannot be verified here")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr  # and ExecStart exists
+    text = unit.read_text()
+    assert "Restart=on-failure" in text and "RestartPreventExitStatus=3" in text
+    autostart = Path("/etc/xdg/autostart/storesight-kiosk.desktop").read_text()
+    assert "systemctl --user start storesight-kiosk.service" in autostart
 
 
 def test_the_installed_version_names_its_commit(installed: Path, till_user: dict[str, str]) -> None:
@@ -182,4 +196,7 @@ def test_an_upgrade_keeps_config_and_outbox_and_removal_leaves_nothing(
     assert removal.returncode == 0, removal.stdout + removal.stderr
     assert not PREFIX.exists() and not INSTALLED.exists()
     assert not Path("/usr/lib/systemd/user/storesight-kiosk.service").exists()
+    purge = _dpkg("--purge", "storesight-kiosk")
+    assert purge.returncode == 0, purge.stdout + purge.stderr
+    assert _dpkg("-s", "storesight-kiosk").returncode != 0  # no trace left in dpkg
     assert config.exists() and outbox.exists()  # the till user's own data stays theirs
