@@ -8,8 +8,9 @@ Steps (each prints what it does; the whole build takes a few minutes):
    (``.[kiosk]``, not the cloud's or the development tools), PyInstaller pinned. OpenCV is the
    headless build: MediaPipe asks for opencv-contrib-python, whose GUI libraries the kiosk
    never uses (Qt draws every window).
-2. The model files the kiosk runs with, checked against ``models/manifest.json`` (a corrupt
-   or missing file stops the build, naming it).
+2. The model files the kiosk runs with (``kiosk_app.kiosk_models``: detectors, embedder; age
+   and gender are the cloud's), checked against ``models/manifest.json`` (a corrupt or
+   missing file stops the build, naming it).
 3. ``build/package/build_info.json``: the version and git commit ``--version`` prints.
 4. PyInstaller with ``installers/storesight-kiosk.spec`` into ``dist/storesight-kiosk/``.
 5. A check of what went in: no cloud code, tests, dlib or development-only model.
@@ -38,7 +39,7 @@ sys.path.insert(0, str(REPO))  # the models package, before any install
 
 from installers.bundle_contents import forbidden_files  # noqa: E402
 from kiosk_app.build_info import git_commit  # noqa: E402
-from models.manifest import load_manifest  # noqa: E402
+from kiosk_app.kiosk_models import KIOSK_MODELS  # noqa: E402
 from models.store import ModelStore  # noqa: E402
 
 PYINSTALLER = ("pyinstaller==6.22.3", "pyinstaller-hooks-contrib==2026.9")
@@ -126,15 +127,12 @@ def _requirement(name: str) -> str:
 
 
 def _checked_models() -> list[tuple[Path, str]]:
-    """(file, folder in the bundle) of each runtime model, after checking its sha256."""
+    """(file, folder in the bundle) of each model the kiosk runs with, its sha256 checked."""
     store = ModelStore()
-    manifest = load_manifest()
-    found = []
-    for name, spec in manifest.models.items():
-        if spec.used_at != "runtime":
-            continue
-        found.append((store.path(name), "models/files"))  # raises naming a bad file
-    _step(f"models: {len(found)} runtime files checked against the manifest")
+    found = [
+        (store.path(name), "models/files") for name in KIOSK_MODELS
+    ]  # raises naming a bad file
+    _step(f"models: the kiosk's {len(found)} files checked against the manifest")
     return found
 
 

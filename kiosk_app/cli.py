@@ -251,9 +251,20 @@ def _size(text: str) -> tuple[int, int]:
 
 def _analyze(args: argparse.Namespace) -> int:
     from facelib.analyzer import FaceAnalyzer
+    from kiosk_app.kiosk_models import AGE_GENDER_MODELS
+    from models.store import ModelStore
 
+    store = ModelStore()
+    # the kiosk package does not carry them (the cloud estimates age and gender)
+    age_gender = all(store.location(name).is_file() for name in AGE_GENDER_MODELS)
+    if not age_gender:
+        print(
+            "note: age and gender are not estimated: their models are not installed here",
+            file=sys.stderr,
+        )
     settings = FaceLibSettings(
-        detector=DetectorSettings(type=args.detector, range=args.range, tile=True)
+        detector=DetectorSettings(type=args.detector, range=args.range, tile=True),
+        estimate_age_gender=age_gender,
     )
     analyzer = FaceAnalyzer(settings)
     if not args.json:

@@ -1,12 +1,12 @@
 """`storesight-kiosk selftest`: can this machine run the kiosk? One line per check.
 
-What it checks, in order: every model file the package carries (present, sha256 as in the
-manifest); the face pipeline (detection, alignment and a 128-d embedding of the picture in
-``resources/``); the camera or other source (opened, one frame read within a time limit);
-the cloud (its URL answers and takes this device's key), when a key is configured; the
-outbox database (opens, passes SQLite's quick check). Each line says OK, FAIL or SKIP and
-why; nothing prints a traceback. The exit status is 0 only when no check failed, so the
-installer's post-install step and support staff can act on it.
+What it checks, in order: every model file the kiosk runs with (`KIOSK_MODELS`: present,
+sha256 as in the manifest); the face pipeline (detection, alignment and a 128-d embedding
+of the picture in ``resources/``); the camera or other source (opened, one frame read
+within a time limit); the cloud (its URL answers and takes this device's key), when a key
+is configured; the outbox database (opens, passes SQLite's quick check). Each line says
+OK, FAIL or SKIP and why; nothing prints a traceback. The exit status is 0 only when no
+check failed, so the installer's post-install step and support staff can act on it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 from facelib.config import FaceLibSettings
 from kiosk_app.build_info import APP_ROOT, build_info
 from kiosk_app.kiosk_config import KioskConfig
+from kiosk_app.kiosk_models import KIOSK_MODELS
 from kiosk_app.outbox import Outbox, outbox_path
-from models.manifest import load_manifest
 from models.store import ModelStore
 
 SELFTEST_PICTURE = APP_ROOT / "resources" / "selftest-face.jpg"
@@ -62,7 +62,7 @@ def run_selftest(
     `installation_only`: what the package installed (models, face pipeline), not this
     machine's camera, cloud or outbox (the installer's post-install step)."""
     store = store if store is not None else ModelStore()
-    checks = [_check(f"model {name}", partial(_model, store, name)) for name in _runtime_models()]
+    checks = [_check(f"model {name}", partial(_model, store, name)) for name in KIOSK_MODELS]
     models_ok = all(c.outcome == "OK" for c in checks)
     if models_ok:
         checks.append(_check("face pipeline", lambda: _face_pipeline(config, store)))
@@ -100,11 +100,6 @@ def _check(name: str, run: Callable[[], str]) -> Check:
         return Check(name, "FAIL", str(failure))
     except Exception as error:  # a selftest reports, it never crashes: name what went wrong
         return Check(name, "FAIL", f"{type(error).__name__}: {error}")
-
-
-def _runtime_models() -> list[str]:
-    manifest = load_manifest()
-    return [name for name, spec in manifest.models.items() if spec.used_at == "runtime"]
 
 
 def _model(store: ModelStore, name: str) -> str:
