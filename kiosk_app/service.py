@@ -415,13 +415,5 @@ class KioskService:
                 latency_ms=round(latency_ms, 1) if latency_ms is not None else None,
             )
         )
-        if self._on_card is not None:
+        if self._on_card is not None:  # the uplink has logged the card (`vip_card`)
             self._on_card(response, track_id)
-        log.info(
-            "vip_card",
-            customer=card.customer_id,
-            status=card.status,
-            visits=card.visit_count,
-            level=card.purchase_level,
-            latency_ms=round(latency_ms, 1) if latency_ms is not None else None,
-        )

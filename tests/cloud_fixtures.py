@@ -161,3 +161,17 @@ def module_migrated_url(
     with temporary_database(_backend(request), tmp_path_factory.mktemp("db")) as url:
         upgrade(url)
         yield url
+
+
+def west_harbour_till(database_url: str) -> str:
+    """A region "West", its store W042 "West Harbour" and a till "till 1" there, in the
+    migrated database at `database_url`; the till's API key."""
+    from cloud_api import admin
+    from cloud_api.db.session import make_engine, session_factory, transaction
+
+    sessions = session_factory(make_engine(database_url))
+    with transaction(sessions) as session:
+        admin.create_region(session, "West")
+        admin.create_store(session, "West", "W042", "West Harbour")
+        _, key = admin.create_device(session, "W042", "till", "till 1")
+    return key

@@ -20,8 +20,6 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
 from pytestqt.qtbot import QtBot
 
 import kiosk_app.gui.settings_dialog as settings_dialog
-from cloud_api import admin
-from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.settings import CloudSettings
 from contract import CheckoutResponse
 from facelib.config import DetectorSettings
@@ -41,7 +39,10 @@ from kiosk_app.settings import DEFAULT_BEST_SHOTS, PipelineSettings
 from kiosk_app.tracking import TrackerSettings
 from kiosk_app.uplink import Uplink
 from models.store import ModelStore
-from tests.cloud_fixtures import migrated_url  # noqa: F401  (fixture)
+from tests.cloud_fixtures import (
+    migrated_url,  # noqa: F401  (fixture)
+    west_harbour_till,
+)
 from tests.cloud_server import port_free, serve
 from tests.test_kiosk_uplink import checkout
 
@@ -426,11 +427,7 @@ class Cloud:
 
 @pytest.fixture
 def cloud(migrated_url: str, tmp_path: Path) -> Iterator[Cloud]:  # noqa: F811
-    sessions = session_factory(make_engine(migrated_url))
-    with transaction(sessions) as session:
-        admin.create_region(session, "West")
-        admin.create_store(session, "West", "W042", "West Harbour")
-        _, key = admin.create_device(session, "W042", "till", "till 1")
+    key = west_harbour_till(migrated_url)
     settings = CloudSettings(
         database_url=migrated_url, index_dir=tmp_path / "index", auto_migrate=False
     )
@@ -476,11 +473,7 @@ def default_serve(
     )
     if not port_free(settings.host, settings.port):
         pytest.skip(f"{settings.host}:{settings.port} is taken: no default serve can start here")
-    sessions = session_factory(make_engine(migrated_url))
-    with transaction(sessions) as session:
-        admin.create_region(session, "West")
-        admin.create_store(session, "West", "W042", "West Harbour")
-        _, key = admin.create_device(session, "W042", "till", "till 1")
+    key = west_harbour_till(migrated_url)
     with serve(settings, at_its_address=True) as server:
         yield Cloud(server.url, key)
 

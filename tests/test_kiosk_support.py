@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from cloud_api import admin
-from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.settings import CloudSettings
 from installers.bundle_contents import forbidden_files
 from kiosk_app.build_info import build_info
@@ -23,7 +21,10 @@ from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.selftest import report, run_selftest
 from kiosk_app.single_instance import AlreadyRunning, SingleInstance
 from models.store import ModelStore
-from tests.cloud_fixtures import migrated_url  # noqa: F401  (fixture)
+from tests.cloud_fixtures import (
+    migrated_url,  # noqa: F401  (fixture)
+    west_harbour_till,
+)
 from tests.cloud_server import serve
 from tests.conftest import require
 
@@ -100,11 +101,7 @@ def test_selftest_fails_clearly_for_a_wrong_api_key(
     clip: str,
     migrated_url: str,  # noqa: F811
 ) -> None:
-    sessions = session_factory(make_engine(migrated_url))
-    with transaction(sessions) as session:
-        admin.create_region(session, "West")
-        admin.create_store(session, "West", "W042", "West Harbour")
-        _, key = admin.create_device(session, "W042", "till", "till 1")
+    key = west_harbour_till(migrated_url)
     settings = CloudSettings(
         database_url=migrated_url, index_dir=tmp_path / "index", auto_migrate=False
     )
@@ -123,9 +120,7 @@ def test_selftest_fails_clearly_for_a_wrong_api_key(
     assert "API key was refused" in wrong_cloud.detail
 
 
-def test_selftest_command_exits_nonzero_with_one_line_per_check(
-    tmp_path: Path, clip: str
-) -> None:
+def test_selftest_command_exits_nonzero_with_one_line_per_check(tmp_path: Path, clip: str) -> None:
     result = subprocess.run(
         [*KIOSK, "selftest", "--source", "7"],
         env=_environment(tmp_path),
