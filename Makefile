@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# apt waits for another apt (an unattended upgrade, a parallel install) instead of failing
+APT := apt-get -o DPkg::Lock::Timeout=600
 SHARED_DATA ?= $(or $(firstword $(wildcard ../shared/data /work/shared/data)),../shared/data)
 
 .PHONY: demo test lint pytest browser models eval bench screenshots clean package package-check
@@ -28,8 +30,8 @@ browser:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing Debian's chromium for the dashboard browser test"; \
 			export DEBIAN_FRONTEND=noninteractive; \
-			apt-get install -y -q chromium >/dev/null 2>&1 \
-				|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+			$(APT) install -y -q chromium >/dev/null 2>&1 \
+				|| { $(APT) update -q >/dev/null && $(APT) install -y -q chromium >/dev/null; }; \
 		else echo "note: the dashboard browser test needs Debian's chromium: apt-get install chromium"; fi; \
 	fi
 
@@ -70,7 +72,7 @@ screenshots: models browser
 	@if ! command -v xvfb-run >/dev/null || ! ldconfig -p | grep -q libxcb-cursor.so.0 \
 		|| ! ldconfig -p | grep -q libxcb-icccm.so.4; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get install -y -q $(XVFB_PACKAGES) >/dev/null; \
+			$(APT) install -y -q $(XVFB_PACKAGES) >/dev/null; \
 		else echo "make screenshots needs: apt-get install $(XVFB_PACKAGES)"; exit 1; fi; \
 	fi
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) QT_QPA_PLATFORM=xcb xvfb-run -a \

@@ -61,7 +61,8 @@ def installed() -> Iterator[Path]:
     deb = _deb()
     # as a store installs it: apt resolves the Debian packages it depends on (Qt's xcb)
     result = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", str(deb)],
+        ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q"]
+        + ["--no-install-recommends", str(deb)],
         capture_output=True,
         text=True,
         timeout=900,
