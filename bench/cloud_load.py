@@ -1,23 +1,27 @@
 """Checkouts per second the cloud sustains: simulated tills against `storesight-cloud serve`.
 
-    python bench/cloud_load.py [--backends sqlite,postgresql] [--clients 8] [--seconds 30]
-                               [--workers 1] [--people 120] [--returning 0.6]
-                               [--profile FILE] [--json FILE]
+    python bench/cloud_load.py [--configs postgresql:1,postgresql:2,postgresql:4,sqlite:1]
+                               [--clients 8] [--seconds 30] [--enrolled 100000]
+                               [--people 120] [--returning 0.6] [--profile FILE] [--json FILE]
 
 1. Real faces, computed once before anything is timed: the first photo of `--people` people
    from the shared LFW photos, through facelib (detection, alignment, embedding), giving one
    descriptor and the aligned 150x150 chip as JPEG per person.
-2. Per backend, a fresh database (SQLite in a temp dir; PostgreSQL: a throwaway database on
+2. Per run (a backend and a number of API worker processes), a fresh database (SQLite
+   in a temp dir; PostgreSQL: a throwaway database on
    STORESIGHT_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres,
    dropped afterwards), one store with `--clients` tills, then `storesight-cloud serve` as its
-   own process (log in the temp dir), with age/gender estimation on.
+   own process (log in the temp dir), with age/gender estimation on. Before it starts,
+   `--enrolled` customers with one synthetic sample each are written to the database
+   (random unit descriptors: distractors the search passes over, in the tills' store).
 3. `--clients` tills (threads, one HTTP connection each) post checkouts back to back for
    `--seconds`: each a receipt of 1-3 catalogue lines, 8 shots of one person's face encoded
    as the kiosk sends them (`Embedding.compact`, f16; the descriptor with a little noise per
    shot, as consecutive frames differ) and the face crop. A share `--returning` of checkouts
    is someone already served (a returning customer), the rest a person not seen yet (a new
    customer) while there are any left.
-4. One row per backend: checkouts/s (2xx answers over the timed window), p50/p95/p99
+4. One row per run (JSON: `runs`, and `postgresql_4_workers` for that run): checkouts/s
+   (2xx answers over the timed window), p50/p95/p99
    latency of those answers, errors (non-2xx answers and transport failures), and the API
    processes' CPU time per checkout and in cores (Linux).
 
@@ -144,6 +148,67 @@ def setup_database(url: str, tills: int) -> list[str]:
     return keys
 
 
+def enrol_synthetic(url: str, count: int, seed: int = 0, chunk: int = 5000) -> None:
+    """`count` customers of the load store, one sample each, written straight to the
+    database (the API would take minutes): random unit descriptors, so they are
+    distractors the search must pass over, never matches of the LFW faces the tills show."""
+    from sqlalchemy import insert, select
+
+    from cloud_api.db.models import Customer, FaceSample, Store
+    from cloud_api.db.session import make_engine
+    from cloud_api.recognition.partitions import PARTITION_AGE_BANDS
+    from cloud_api.services.recognizer import to_bytes
+
+    if count <= 0:
+        return
+    rng = np.random.default_rng(seed)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            store_id, region_id = connection.execute(
+                select(Store.id, Store.region_id).where(Store.code == "LOAD-1")
+            ).one()
+        with tqdm(total=count, desc="enrolling", unit="customer") as bar:
+            done = 0
+            while done < count:
+                n = min(chunk, count - done)
+                vectors = rng.standard_normal((n, 128)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                genders = rng.choice(["female", "male"], n)
+                bands = rng.integers(1, len(PARTITION_AGE_BANDS), n)  # adults
+                with engine.begin() as connection:
+                    first = (
+                        connection.execute(
+                            insert(Customer).returning(Customer.id),
+                            [
+                                {"region_id": region_id, "first_store_id": store_id, "gender": g}
+                                for g in genders
+                            ],
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    connection.execute(
+                        insert(FaceSample),
+                        [
+                            {
+                                "customer_id": customer,
+                                "region_id": region_id,
+                                "store_id": store_id,
+                                "gender": str(genders[i]),
+                                "age_band": int(bands[i]),
+                                "descriptor": to_bytes(vectors[i]),
+                                "quality": 0.5,
+                            }
+                            for i, customer in enumerate(first)
+                        ],
+                    )
+                done += n
+                bar.update(n)
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def database(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
@@ -177,17 +242,17 @@ def serve(url: str, directory: Path, workers: int) -> Iterator[tuple[str, subpro
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # every worker loads the enrolled customers first
         while True:
             if process.poll() is not None:
                 raise SystemExit(f"the cloud API exited; see {log_path}")
             try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"the cloud API did not start within 120 s; see {log_path}")
+                raise SystemExit(f"the cloud API was not ready within 600 s; see {log_path}")
             time.sleep(0.2)
         yield base, process
     finally:
@@ -297,12 +362,17 @@ def till(
 
 
 def run_backend(
-    backend: str, faces: list[Face], args: argparse.Namespace, profile: Path | None
+    backend: str,
+    workers: int,
+    faces: list[Face],
+    args: argparse.Namespace,
+    profile: Path | None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
         directory = Path(tmp)
         keys = setup_database(url, args.clients)
-        with serve(url, directory, args.workers) as (base, process):
+        enrol_synthetic(url, args.enrolled)
+        with serve(url, directory, workers) as (base, process):
             people = People(faces, args.returning, random.Random(0))
             tally = Tally()
             stop = threading.Event()
@@ -335,7 +405,7 @@ def run_backend(
             started = time.perf_counter()
             for thread in threads:
                 thread.start()
-            with tqdm(total=int(args.seconds), desc=backend, unit="s") as bar:
+            with tqdm(total=int(args.seconds), desc=f"{backend} x{workers}", unit="s") as bar:
                 while (elapsed := time.perf_counter() - started) < args.seconds:
                     time.sleep(min(1.0, args.seconds - elapsed))
                     elapsed = time.perf_counter() - started
@@ -361,7 +431,8 @@ def run_backend(
     return {
         "backend": backend,
         "clients": args.clients,
-        "workers": args.workers,
+        "workers": workers,
+        "enrolled": args.enrolled,
         "seconds": round(window, 1),
         "checkouts": len(latencies),
         "checkouts_per_s": round(len(latencies) / window, 1),
@@ -376,13 +447,38 @@ def run_backend(
     }
 
 
+DEFAULT_CONFIGS = "postgresql:1,postgresql:2,postgresql:4,sqlite:1"
+
+
+def parse_configs(text: str) -> list[tuple[str, int]]:
+    """ "backend:workers,..." as (backend, workers) pairs."""
+    configs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        backend, _, workers = part.partition(":")
+        if backend not in BACKENDS or not workers.isdigit() or int(workers) < 1:
+            raise ValueError(
+                f"{part!r}: give BACKEND:WORKERS, a backend of {', '.join(BACKENDS)} and 1 or more"
+            )
+        configs.append((backend, int(workers)))
+    return configs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/cloud_load.py", description=__doc__)
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument(
+        "--configs",
+        default=DEFAULT_CONFIGS,
+        help=f"BACKEND:WORKERS runs, in order (default {DEFAULT_CONFIGS})",
+    )
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="API processes (serve --workers)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--people", type=int, default=120, help="distinct faces (LFW people)")
+    parser.add_argument(
+        "--enrolled",
+        type=int,
+        default=100_000,
+        help="customers enrolled before the run (synthetic descriptors: distractors)",
+    )
     parser.add_argument(
         "--returning", type=float, default=0.6, help="share of checkouts by someone served before"
     )
@@ -390,55 +486,40 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         type=Path,
         default=None,
-        help="record the server with py-spy into this speedscope file (per backend: NAME-BACKEND)",
+        help="record the server with py-spy into this speedscope file (per run: NAME-BACKEND-N)",
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = sorted(set(backends) - set(BACKENDS))
-    if unknown:
-        parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
-    if "postgresql" in backends:
+    try:
+        configs = parse_configs(args.configs)
+    except ValueError as error:
+        parser.error(str(error))
+    if any(backend == "postgresql" for backend, _ in configs):
         from tests.cloud_fixtures import postgres_unavailable
 
         reason = postgres_unavailable()
         if reason is not None:
             print(f"PostgreSQL skipped: {reason}", file=sys.stderr)
-            backends.remove("postgresql")
+            configs = [c for c in configs if c[0] != "postgresql"]
     faces = load_faces(args.people)
     rows = []
-    for backend in backends:
+    for backend, workers in configs:
         profile = (
-            args.profile.with_name(f"{args.profile.stem}-{backend}{args.profile.suffix}")
+            args.profile.with_name(f"{args.profile.stem}-{backend}-{workers}{args.profile.suffix}")
             if args.profile is not None
             else None
         )
-        rows.append(run_backend(backend, faces, args, profile))
-    headers = [
-        "backend",
-        "clients",
-        "workers",
-        "checkouts/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "errors",
-    ]
-    headers += ["API CPU ms/checkout", "API cores"]
-    keys = [
-        "backend",
-        "clients",
-        "workers",
-        "checkouts_per_s",
-        "p50_ms",
-        "p95_ms",
-        "p99_ms",
-        "errors",
-    ]
-    keys += ["server_cpu_ms_per_checkout", "server_cpu_share"]
+        rows.append(run_backend(backend, workers, faces, args, profile))
+    headers = ["backend", "workers", "clients", "enrolled", "checkouts/s", "p50 ms", "p95 ms"]
+    headers += ["p99 ms", "errors", "API CPU ms/checkout", "API cores"]
+    keys = ["backend", "workers", "clients", "enrolled", "checkouts_per_s", "p50_ms", "p95_ms"]
+    keys += ["p99_ms", "errors", "server_cpu_ms_per_checkout", "server_cpu_share"]
     print(format_table(headers, [[row[k] for k in keys] for row in rows]))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        four = next((r for r in rows if r["backend"] == "postgresql" and r["workers"] == 4), None)
+        args.json.write_text(
+            json.dumps({"runs": rows, "postgresql_4_workers": four}, indent=2) + "\n"
+        )
     return 0
 
 
