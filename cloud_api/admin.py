@@ -15,6 +15,7 @@ from sqlalchemy import String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from cloud_api import change_feed
 from cloud_api.db.models import Base, Device, Region, Store, User, UserSession, utcnow
 from cloud_api.security import (
     MIN_PASSWORD_LENGTH,
@@ -180,6 +181,7 @@ def revoke_device(session: Session, device_id: int) -> Device:
     device = get_device(session, device_id)
     _refuse_if_done(f"device {device_id} ({device.name!r})", "revoked", device.revoked_at)
     device.revoked_at = utcnow()
+    change_feed.notify(session, change_feed.DEVICES, str(device_id))  # ends its streams
     _flush(session, f"device {device_id}")
     return device
 

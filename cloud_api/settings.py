@@ -75,13 +75,39 @@ class CloudSettings(BaseSettings):
     )
     max_samples_per_customer: int = Field(20, ge=1, le=200)
     sync_interval_s: float = Field(
-        0.25, gt=0.0, le=5.0, description="how often each process reads other processes' samples"
+        0.25,
+        gt=0.0,
+        le=5.0,
+        description="how often each process reads other processes' samples and deletions "
+        "(polling); with the change feed listening, at most this often when notified",
     )
     rebuild_interval_s: float = Field(60.0, gt=0.0, description="background index rebuild period")
     anonymous_retention_days: int = Field(
         90, ge=1, description="anonymous customers unseen this long are deleted with their faces"
     )
-    alert_poll_interval_s: float = Field(0.5, gt=0.0, le=10.0)
+    alert_poll_interval_s: float = Field(
+        0.5,
+        gt=0.0,
+        le=10.0,
+        description="how often each process reads new alerts for all of its open staff "
+        "streams at once (polling); with the change feed listening, at most this often "
+        "when notified",
+    )
+    change_feed: bool = Field(
+        True,
+        description="PostgreSQL: one LISTEN connection per process; NOTIFY (sent by every "
+        "writer of samples, deletions, alerts and device revocations) wakes index syncing "
+        "and the alert streams, which then poll only every change_feed_safety_poll_s. "
+        "SQLite, or off: polling only",
+    )
+    change_feed_safety_poll_s: float = Field(
+        10.0,
+        gt=0.0,
+        le=3600.0,
+        description="while the change feed listens, index syncing and the alert streams "
+        "still read the database this often (while its connection is lost: at their own "
+        "poll intervals, until it is back)",
+    )
     session_hours: float = Field(
         12.0, gt=0.0, le=24.0 * 30, description="how long a dashboard sign-in lasts"
     )

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
 from cloud_api.api.app import create_app
 from cloud_api.settings import CloudSettings
@@ -38,12 +39,15 @@ def port_free(host: str, port: int) -> bool:
 
 
 @contextmanager
-def serve(settings: CloudSettings, *, at_its_address: bool = False) -> Iterator[RunningServer]:
+def serve(
+    settings: CloudSettings, *, at_its_address: bool = False, app: FastAPI | None = None
+) -> Iterator[RunningServer]:
     """The app on a free local port, or (`at_its_address`) on the settings' host and port,
-    where `storesight-cloud serve` would listen."""
+    where `storesight-cloud serve` would listen. `app`: one made by `create_app(settings)`
+    whose state (`app.state`, once started) the test looks into; else a new one."""
     host, port = (settings.host, settings.port) if at_its_address else ("127.0.0.1", free_port())
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_config=None, lifespan="on"
+        app or create_app(settings), host=host, port=port, log_config=None, lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -22,9 +22,11 @@ from cloud_api.api.limits import BodySizeLimit
 from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.request_id import RequestIdMiddleware
 from cloud_api.api.routes import router
+from cloud_api.change_feed import DELETIONS, SAMPLES, ChangeFeed
 from cloud_api.dashboard import router as dashboard
 from cloud_api.db.session import error_line, make_engine, session_factory
 from cloud_api.reports import rollups
+from cloud_api.services.alert_hub import AlertHub
 from cloud_api.services.context import Services
 from cloud_api.services.login_limits import LoginLimits
 from cloud_api.services.recognizer import Recognizer
@@ -47,21 +49,49 @@ class _Periodic:
     retried with a growing pause (up to MAX_BACKOFF_S) instead of every period; the recovery is
     logged once too. The loop never ends on an error: a database hiccup must not end index
     syncing.
+
+    `interval` may be a function, asked before each wait (the change feed's pace: slow while
+    notifications arrive, fast while they cannot); `wake()` runs the work early (a
+    notification), but never sooner than `min_gap_s` after the last run began.
     """
 
-    def __init__(self, name: str, interval: float, work: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval: float | Callable[[], float],
+        work: Callable[[], object],
+        *,
+        min_gap_s: float = 0.0,
+    ) -> None:
         self._stop = threading.Event()
-        self._interval = interval
+        self._wake = threading.Event()
+        self._interval = interval if callable(interval) else lambda: interval
+        self._min_gap_s = min_gap_s
         self._work = work
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _wait(self, wait: float, began: float, failing: bool) -> bool:
+        """Wait `wait` seconds or until woken (at the earliest `min_gap_s` after `began`; a
+        pause after a failure is not cut short); whether to go on (not stopped)."""
+        (self._stop if failing else self._wake).wait(wait)
+        too_soon = self._min_gap_s - (time.monotonic() - began)
+        if too_soon > 0:
+            self._stop.wait(too_soon)
+        self._wake.clear()
+        return not self._stop.is_set()
+
     def _run(self) -> None:
-        wait = self._interval
+        wait = self._interval()
         failing = False
-        while not self._stop.wait(wait):
+        began = time.monotonic()
+        while self._wait(wait, began, failing):
+            began = time.monotonic()
             try:
                 self._work()
             except Exception as error:  # logged, retried after a pause
@@ -80,10 +110,11 @@ class _Periodic:
             if failing:
                 log.info("background_task_recovered", task=self._thread.name)
             failing = False
-            wait = self._interval
+            wait = self._interval()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=30)
 
 
@@ -94,8 +125,21 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = start_services(settings)
         app.state.services = services
+        # one change feed per process: notifications wake index syncing and the alert hub
+        feed = ChangeFeed.from_settings(settings)
+        index_sync = _Periodic(
+            "index-sync",
+            lambda: feed.poll_interval(settings.sync_interval_s),
+            services.recognizer.sync,
+            min_gap_s=settings.sync_interval_s,
+        )
+        feed.subscribe((SAMPLES, DELETIONS), lambda _channel, _payload: index_sync.wake())
+        alert_hub = AlertHub(
+            services.sessions, feed, poll_interval_s=settings.alert_poll_interval_s
+        )
+        app.state.change_feed, app.state.alert_hub = feed, alert_hub
         tasks = [
-            _Periodic("index-sync", settings.sync_interval_s, services.recognizer.sync),
+            index_sync,
             _Periodic(
                 "index-rebuild",
                 REBUILD_CHECK_S,
@@ -107,12 +151,16 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
                 "rollups", ROLLUP_INTERVAL_S, lambda: rollups.ensure_fresh(services.sessions)
             ),
         ]
+        feed.start()
+        await alert_hub.start()
         for task in tasks:
             task.start()
         log.info("cloud_api_started", database=_safe_url(settings.database_url))
         try:
             yield
         finally:
+            await alert_hub.stop()
+            feed.stop()
             for task in tasks:
                 task.stop()
             # the index files hold descriptors and are rebuilt at every start: not left behind

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -22,6 +22,7 @@ from cloud_api.services import (
     sightings,
     timestamps,
 )
+from cloud_api.services.alert_hub import AlertHub
 from contract import (
     CheckoutRequest,
     CheckoutResponse,
@@ -116,38 +117,40 @@ async def stream_alerts(
     svc: ServicesDep,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
-    """Server-sent events: `vip_arrival` with a VipArrival body; resumes after Last-Event-ID."""
+    """Server-sent events: `vip_arrival` with a VipArrival body; resumes after Last-Event-ID.
+
+    The stream follows its store through the process's alert hub (one database read for all
+    of the process's streams, `cloud_api.services.alert_hub`); it ends, without anything
+    raised after, when its key is revoked."""
     if store_id != who.store_id:
         raise HTTPException(403, "a device may only follow its own store's alerts")
+    hub: AlertHub = request.app.state.alert_hub
     resumed = resume_point(last_event_id)
-    after = (
-        resumed
-        if resumed is not None
-        else await run_in_threadpool(alerts.latest_alert_id, svc, store_id)
-    )
+    after = resumed if resumed is not None else await run_in_threadpool(alerts.latest_alert_id, svc)
 
     async def events() -> AsyncIterator[str]:
-        nonlocal after
+        last = after
         yield ": connected\n\n"
         # the resume point, before any event: a client cut off before its first alert
         # resumes from here (Last-Event-ID) and misses nothing raised meanwhile
-        yield f"id: {after}\n\n"
-        idle = 0.0
-        interval = svc.settings.alert_poll_interval_s
-        while not await request.is_disconnected():
-            batch = await run_in_threadpool(alerts.alerts_for, svc, who, after)
-            if batch is None:  # the key was revoked since the stream opened
-                yield ": the device key was revoked\n\n"
-                return
-            for event in batch:
-                after = event.event_id
-                data = json.dumps(event.model_dump(mode="json"))
-                yield f"id: {event.event_id}\nevent: vip_arrival\ndata: {data}\n\n"
-            idle = 0.0 if batch else idle + interval
-            if idle >= HEARTBEAT_S:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(interval)
+        yield f"id: {last}\n\n"
+        with hub.follow(store_id, who.device_id, after) as follower:
+            quiet_since = time.monotonic()
+            while not await request.is_disconnected():
+                batch = await follower.next(timeout=HEARTBEAT_S)
+                if batch is None:
+                    if follower.ending == "revoked":
+                        yield ": the device key was revoked\n\n"
+                    return
+                for event in batch:
+                    last = max(last, event.event_id)  # a late commit never moves it back
+                    data = json.dumps(event.model_dump(mode="json"))
+                    yield f"id: {last}\nevent: vip_arrival\ndata: {data}\n\n"
+                if batch:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= HEARTBEAT_S:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}

@@ -1,42 +1,54 @@
 """Staff alerts as server-sent events, read from the database so every process serves all.
 
-A stream outlives the request's authentication: `alerts_for` therefore re-checks the
-following device's key at every poll and answers None once it was revoked (the stream
-ends), before anything raised after the revocation is handed out.
+The reads here serve `cloud_api.services.alert_hub`, which reads once per round for all of a
+process's open streams (never once per stream): which VIP alerts the followed stores have
+(ids only), the full alerts only for those some stream has not been handed yet, then which
+followed devices' keys are still active.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud_api.db.models import AlertEvent
-from cloud_api.services.context import Caller, Services
-from cloud_api.services.devices import key_active
+from cloud_api.services.context import Services
 from contract import VipArrival
 
-
-def alerts_for(
-    services: Services, caller: Caller, after_id: int, limit: int = 100
-) -> list[VipArrival] | None:
-    """The caller's store's alerts after `after_id`; None when the caller's key is revoked.
-
-    The key is checked after the alerts are read: an alert raised after the revocation was
-    committed is then either not read, or read together with the revocation (a later or the
-    same snapshot), so it is never delivered.
-    """
-    with services.sessions() as session:
-        batch = _alerts_after(session, caller.store_id, after_id, limit)
-        return batch if key_active(session, caller.device_id) else None
+VIP_ARRIVAL = "vip_arrival"
+_IN_CHUNK = 500
 
 
-def _alerts_after(session: Session, store_id: int, after_id: int, limit: int) -> list[VipArrival]:
-    events = session.scalars(
-        select(AlertEvent)
-        .where(AlertEvent.store_id == store_id, AlertEvent.id > after_id)
+def alert_ids_after(
+    session: Session, store_ids: Iterable[int], after_id: int, limit: int
+) -> list[tuple[int, int]]:
+    """(id, store id) of the stores' VIP alerts with ids above `after_id`, oldest first, at
+    most `limit`: a cheap read (no payloads) a round can repeat over its look-back."""
+    rows = session.execute(
+        select(AlertEvent.id, AlertEvent.store_id)
+        .where(
+            AlertEvent.store_id.in_(sorted(set(store_ids))),
+            AlertEvent.id > after_id,
+            AlertEvent.kind == VIP_ARRIVAL,
+        )
         .order_by(AlertEvent.id)
         .limit(limit)
     ).all()
+    return [(alert_id, store_id) for alert_id, store_id in rows]
+
+
+def arrivals(session: Session, alert_ids: Iterable[int]) -> list[VipArrival]:
+    """The VIP alerts with these ids (those still stored), oldest first."""
+    wanted = sorted(set(alert_ids))
+    events: list[AlertEvent] = []
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        events += session.scalars(
+            select(AlertEvent).where(AlertEvent.id.in_(chunk), AlertEvent.kind == VIP_ARRIVAL)
+        ).all()
+    events.sort(key=lambda e: e.id)
     return [
         VipArrival(
             event_id=e.id,
@@ -49,18 +61,12 @@ def _alerts_after(session: Session, store_id: int, after_id: int, limit: int) ->
             face_jpeg_base64=e.payload.get("face_jpeg_base64"),
         )
         for e in events
-        if e.kind == "vip_arrival"
     ]
 
 
-def latest_alert_id(services: Services, store_id: int) -> int:
+def latest_alert_id(services: Services) -> int:
+    """The newest alert's id, of any store: where a stream that starts "from now" resumes
+    (nothing of its store lies between its own newest alert and this one, and a hub's round
+    then need not look any further back for it)."""
     with services.sessions() as session:
-        return (
-            session.scalar(
-                select(AlertEvent.id)
-                .where(AlertEvent.store_id == store_id)
-                .order_by(AlertEvent.id.desc())
-                .limit(1)
-            )
-            or 0
-        )
+        return session.scalar(select(func.max(AlertEvent.id))) or 0

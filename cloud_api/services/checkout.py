@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud_api import change_feed
 from cloud_api.db.models import (
     Customer,
     FaceSample,
@@ -295,6 +296,7 @@ def enrol(
         return
     best = sorted(embeddings, key=lambda e: e.quality, reverse=True)[:room]
     session.add_all(sample_rows(customer.id, best, context, verified=verified))
+    change_feed.notify(session, change_feed.SAMPLES)  # other processes read them sooner
 
 
 def _update_demographics(customer: Customer, demographics: Demographics | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,11 +34,18 @@ def describe(svc: Services, who: Caller) -> DeviceInfo:
     )
 
 
-def key_active(session: Session, device_id: int) -> bool:
-    """Whether the device still exists and its key has not been revoked.
+def active_device_ids(session: Session, device_ids: Iterable[int]) -> set[int]:
+    """Which of these devices still exist with a key that has not been revoked.
 
     Authentication checks the key once per request; a request that outlives that check (an
-    alert stream) asks again with this, so `admin revoke-device` ends it too.
+    alert stream) asks again with this, so `admin revoke-device` ends it too. One query for
+    every stream of the process (the alert hub asks once per round).
     """
-    revoked = session.execute(select(Device.revoked_at).where(Device.id == device_id)).first()
-    return revoked is not None and revoked[0] is None
+    wanted = sorted(set(device_ids))
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(Device.id).where(Device.id.in_(wanted), Device.revoked_at.is_(None))
+        ).all()
+    )

@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cloud_api import change_feed
 from cloud_api.db.models import AlertEvent, Customer, Sighting, Visit, utcnow
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Forbidden
@@ -103,6 +104,7 @@ def _alert(
             },
         )
     )
+    change_feed.notify(session, change_feed.ALERTS, str(store_id))  # wakes the streams
 
 
 def _visitors_today(session: Session, store_id: int, now: datetime) -> int:
