@@ -57,6 +57,7 @@ bench: models
 	$(BIN)/python bench/kiosk_pipeline.py --json bench-kiosk.json
 	$(BIN)/python bench/checkout_latency.py --json bench-checkout.json
 	$(BIN)/python bench/recognition.py --json bench-recognition.json
+	$(BIN)/python bench/sizing.py --json bench-sizing.json
 	$(BIN)/python bench/decision.py --json bench-decision.json
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/gui_responsiveness.py --json bench-gui.json
 	$(BIN)/python bench/reports.py --json bench-reports.json
