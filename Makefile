@@ -59,10 +59,27 @@ bench: models
 	$(BIN)/python bench/kiosk_pipeline.py --json bench-kiosk.json
 	$(BIN)/python bench/checkout_latency.py --json bench-checkout.json
 	$(BIN)/python bench/recognition.py --json bench-recognition.json
+	$(BIN)/python bench/sizing.py --json bench-sizing.json
 	$(BIN)/python bench/decision.py --json bench-decision.json
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/gui_responsiveness.py --json bench-gui.json
 	$(BIN)/python bench/reports.py --json bench-reports.json
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/cloud_load.py --json bench-cloud-load.json
+
+# The cloud's container image (deploy/Dockerfile, docs/deploy.md) built with podman, and the
+# image run against this machine's PostgreSQL (tests/test_container.py). Not part of make test
+# (the build takes minutes). BASE_IMAGE, PIP_INDEX_URL, PODMAN, PODMAN_ARGS: deploy/build-image.sh
+IMAGE ?= localhost/storesight-cloud:dev
+.PHONY: image image-check
+image:
+	@if ! command -v podman >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman >/dev/null; \
+		else echo "make image needs podman: apt-get install podman"; exit 1; fi; \
+	fi
+	sh deploy/build-image.sh $(IMAGE)
+
+image-check: image $(INSTALLED)
+	STORESIGHT_TEST_IMAGE=$(IMAGE) $(BIN)/pytest -q tests/test_container.py
 
 # Debian packages Qt's xcb platform needs under Xvfb (installed when missing and root)
 XVFB_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 \

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = sub.add_parser("fetch", help="download, extract and verify models (idempotent)")
     fetch_cmd.add_argument("names", nargs="*", help="models to fetch (default: all)")
-    sub.add_parser("verify", help="check every fetched model against the manifest")
+    verify_cmd = sub.add_parser("verify", help="check fetched models against the manifest")
+    verify_cmd.add_argument("names", nargs="*", help="models to check (default: all)")
     sub.add_parser("list", help="show each model's source, licence and input contract")
     args = parser.parse_args(argv)
     configure_logging()
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             return _fetch(root, args.names or None)
         if args.command == "verify":
-            return _verify(root)
+            return _verify(root, args.names or None)
         return _list()
     except ModelError as error:
         print(f"storesight-models: error: {error}", file=sys.stderr)
@@ -51,10 +52,10 @@ def _fetch(root: Path, names: list[str] | None) -> int:
     return 0
 
 
-def _verify(root: Path) -> int:
+def _verify(root: Path, names: list[str] | None) -> int:
     store = ModelStore(root)
     failures = 0
-    for name in sorted(store.manifest.models):
+    for name in names if names else sorted(store.manifest.models):
         try:
             path = store.path(name)
             print(f"ok       {name:24} {path}")

@@ -23,6 +23,20 @@ def test_models_verify_passes(store: ModelStore) -> None:
     assert result.stdout.count("ok ") == len(store.manifest.models)
 
 
+def test_models_verify_checks_only_the_models_named(store: ModelStore, tmp_path: Path) -> None:
+    result = _run("models.cli", "verify", "age", "gender")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [
+        ["ok", "age"],
+        ["ok", "gender"],
+    ]
+    (tmp_path / "age-v1.onnx").write_bytes(store.path("age").read_bytes())
+    partial = _run("models.cli", "--dir", str(tmp_path), "verify", "age", "gender")
+    assert partial.returncode == 1  # a directory with only the age model
+    assert partial.stdout.startswith("ok       age")
+    assert "FAILED   gender" in partial.stdout and "is missing" in partial.stdout
+
+
 def test_eval_agegender_writes_the_agreed_keys(
     data_dir: Path, tmp_path: Path, store: ModelStore
 ) -> None:
