@@ -329,29 +329,39 @@ def visibility(
     enrol_at: Node, others: list[Node], samples: list[FaceSample], store: Store
 ) -> list[Visibility]:
     """Enrol a new customer through `enrol_at`'s own port, then ask each of `others` (their
-    own ports, all at once) with entrance sightings until it recognises them, or a sighting
-    sent after the bound does not."""
-    with httpx.Client(base_url=enrol_at.url, headers={"X-API-Key": store.desk_key}) as desk:
-        customer = enrol(desk, samples)
-    enrolled = time.monotonic()
+    own ports, all at once, from clients made beforehand) with entrance sightings until it
+    recognises them, or a sighting sent after the bound does not."""
+    enrolled = threading.Event()
+    customer: list[tuple[int, float]] = []  # (id, when enrolled)
+    body = sighting(samples)
 
     def ask(node: Node) -> Visibility:
         polls: list[Poll] = []
         with httpx.Client(
             base_url=node.url, headers={"X-API-Key": store.door_key}, timeout=30
         ) as door:
+            enrolled.wait()
+            assert customer, "the probe was not enrolled"
+            customer_id, at = customer[0]
             while True:
-                sent = time.monotonic() - enrolled
-                answer = door.post("/v1/sightings", json=sighting(samples))
+                sent = time.monotonic() - at
+                answer = door.post("/v1/sightings", json=body)
                 assert answer.status_code == 200, answer.text
-                recognised = answer.json()["customer_id"] == customer
-                polls.append(Poll(sent, time.monotonic() - enrolled, recognised))
+                recognised = answer.json()["customer_id"] == customer_id
+                polls.append(Poll(sent, time.monotonic() - at, recognised))
                 if recognised or sent > VISIBILITY_BOUND_S:
                     return Visibility(enrol_at.name, node.name, polls)
                 time.sleep(0.02)
 
     with ThreadPoolExecutor(len(others)) as pool:
-        return list(pool.map(ask, others))
+        asked = [pool.submit(ask, node) for node in others]
+        try:
+            with httpx.Client(base_url=enrol_at.url, headers={"X-API-Key": store.desk_key}) as desk:
+                time.sleep(0.2)  # the askers' clients are made
+                customer.append((enrol(desk, samples), time.monotonic()))
+        finally:
+            enrolled.set()
+        return [future.result() for future in asked]
 
 
 # --- the cluster -------------------------------------------------------------------------------
