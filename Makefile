@@ -8,7 +8,8 @@ INSTALLED := $(VENV)/.installed
 APT := apt-get -o DPkg::Lock::Timeout=600
 SHARED_DATA ?= $(or $(firstword $(wildcard ../shared/data /work/shared/data)),../shared/data)
 
-.PHONY: demo test lint pytest browser models eval bench screenshots clean package package-check
+.PHONY: demo test lint pytest browser models eval bench screenshots clean package package-check \
+	test-cluster haproxy
 
 demo: models
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python -m demo.run $(if $(SOURCE),--source $(SOURCE)) $(ARGS)
@@ -33,6 +34,21 @@ browser:
 			$(APT) install -y -q chromium >/dev/null 2>&1 \
 				|| { $(APT) update -q >/dev/null && $(APT) install -y -q chromium >/dev/null; }; \
 		else echo "note: the dashboard browser test needs Debian's chromium: apt-get install chromium"; fi; \
+	fi
+
+# HAProxy (Debian's package, deploy/haproxy.cfg) in front of three API processes, one PostgreSQL
+# database, 20 tills for a minute, one process SIGKILLed and one SIGTERMed (tests/test_cluster.py)
+test-cluster: models haproxy
+	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/pytest -q -m cluster tests/test_cluster.py
+
+haproxy:
+	@if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's haproxy for the cluster test"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			$(APT) install -y -q haproxy >/dev/null 2>&1 \
+				|| { $(APT) update -q >/dev/null && $(APT) install -y -q haproxy >/dev/null; }; \
+		else echo "make test-cluster needs Debian's haproxy: apt-get install haproxy"; exit 1; fi; \
 	fi
 
 models: $(INSTALLED)

@@ -276,6 +276,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         # Imported here: the API pulls in the recognition stack, which no other command needs.
         from cloud_api.api.app import create_app
+        from cloud_api.api.shutdown import EndStreamsOnShutdown
     except ImportError as error:
         raise CommandError(f"the API application cannot be loaded: {error}") from error
     log.info(
@@ -284,8 +285,16 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         database=display_url(settings.database_url),
     )
+    # SIGTERM: stop accepting, let requests in flight finish (cut after the grace period),
+    # end open event streams at once (cloud_api.api.shutdown), then the app's shutdown.
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+        uvicorn.run(
+            EndStreamsOnShutdown(create_app(settings)),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
+        )
         return 0
     # Each worker process builds the app from the environment: hand the overrides down.
     os.environ["STORESIGHT_CLOUD_DATABASE_URL"] = settings.database_url
@@ -296,6 +305,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     return 0
 
@@ -326,10 +336,11 @@ def _check_database_reachable(settings: CloudSettings) -> None:
 def worker_app() -> Any:
     """The app of one of several `serve` worker processes (uvicorn imports it by name)."""
     from cloud_api.api.app import create_app
+    from cloud_api.api.shutdown import EndStreamsOnShutdown
 
     configure_logging()
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    return create_app()
+    return EndStreamsOnShutdown(create_app())
 
 
 def _create_region(args: argparse.Namespace) -> int:

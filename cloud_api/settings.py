@@ -50,6 +50,14 @@ class CloudSettings(BaseSettings):
         "kept in step with the others through the database",
     )
     port: int = Field(8700, ge=1, le=65535)
+    shutdown_grace_s: int = Field(
+        20,
+        ge=1,
+        le=3600,
+        description="after SIGTERM (`serve`): how long requests in flight may take to finish "
+        "before they are cut; open alert streams end at once. Keep it below the supervisor's "
+        "kill timeout (docker stop -t, systemd TimeoutStopSec, Kubernetes' grace period)",
+    )
     recognition: DecisionPolicy = Field(
         DecisionPolicy(),
         description="open-set decisions: targets, the threshold curve, margin, age limit "
