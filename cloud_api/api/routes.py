@@ -41,6 +41,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 router = APIRouter(prefix="/v1", responses=ERRORS)
 HEARTBEAT_S = 15.0
+#: how often a quiet stream looks whether its client left or the process is shutting down
+#: (`cloud_api.api.shutdown` reports a shutdown as the client leaving): a draining process
+#: ends its streams within this, not after the grace period
+DISCONNECT_CHECK_S = 0.5
 #: ids are 64-bit signed integers in every database; a larger one is a bad request, not a 500
 MAX_ID = 2**63 - 1
 CustomerId = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
@@ -137,7 +141,7 @@ async def stream_alerts(
         with hub.follow(store_id, who.device_id, after) as follower:
             quiet_since = time.monotonic()
             while not await request.is_disconnected():
-                batch = await follower.next(timeout=HEARTBEAT_S)
+                batch = await follower.next(timeout=DISCONNECT_CHECK_S)
                 if batch is None:
                     if follower.ending == "revoked":
                         yield ": the device key was revoked\n\n"
