@@ -36,6 +36,7 @@ from cloud_api.recognition.index_versions import (
     version_name,
 )
 from cloud_api.recognition.policy import DecisionPolicy
+from cloud_api.recognition.templates import Template, TemplateTable
 from cloud_api.services.customers import purge
 from cloud_api.services.recognizer import QueryContext, Recognizer, to_bytes
 from cloud_api.settings import CloudSettings
@@ -394,3 +395,84 @@ def test_the_indexer_process_publishes_and_a_worker_follows_it(
         finally:
             _close(worker)
     assert not watcher.versions()
+
+
+# ---- the template table ---------------------------------------------------------------------
+
+
+def test_a_template_table_merged_with_changes_equals_one_built_from_scratch() -> None:
+    rng = np.random.default_rng(3)
+    dim, regions = 4, {10: 1, 11: 1, 20: 2}
+
+    def template() -> Template:
+        stores = {int(s) for s in rng.choice(list(regions), rng.integers(1, 3), replace=False)}
+        return Template(rng.normal(size=dim), float(rng.uniform(1, 5)), stores)
+
+    base = {int(c): template() for c in rng.choice(1000, 40, replace=False)}
+    table = TemplateTable.empty(dim).merged(base, ())
+    assert table.customer_ids.tolist() == sorted(base)
+    changed = {c: template() for c in [*list(base)[:5], 2000, 2001]}  # 5 changed, 2 new
+    gone = {*list(base)[5:9], 2001, 5555}  # 4 of the table's, a new one, an unknown one
+    merged = table.merged(changed, gone)
+
+    expected = {c: t for c, t in {**base, **changed}.items() if c not in gone}
+    assert merged.customer_ids.tolist() == sorted(expected)
+    for row, customer in enumerate(merged.customer_ids.tolist()):
+        assert np.allclose(merged.vector(row), expected[customer].vector())
+        assert set(merged.stores_of(row)) == expected[customer].stores
+    count, per_store, per_region = merged.counts(regions, {list(expected)[0]})
+    alive = {c: t for c, t in expected.items() if c != list(expected)[0]}
+    assert count == len(alive)
+    assert per_store == {
+        s: sum(s in t.stores for t in alive.values())
+        for s in regions
+        if any(s in t.stores for t in alive.values())
+    }
+    by_region = {
+        r: sum(any(regions[s] == r for s in t.stores) for t in alive.values()) for r in (1, 2)
+    }
+    assert per_region == {r: n for r, n in by_region.items() if n}
+
+
+def test_a_mapped_version_decides_as_the_process_that_read_every_sample(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """Same candidates, levels, customer counts and scores from the version's indexes and
+    template table as from a process holding every sample itself."""
+    for store in chain.stores * 4:
+        chain.enrol(store)
+    builder, worker = _recognizer(chain, tmp_path / "index"), _recognizer(chain, tmp_path / "index")
+    alone = Recognizer(  # reads every sample, builds nothing
+        chain.sessions,
+        policy=DecisionPolicy(),
+        index_dir=None,
+        settings=EngineSettings.model_validate(SMALL),
+    )
+    try:
+        assert builder.versions is not None
+        builder.versions.try_build()
+        builder.load()
+        builder.publish()
+        unpublished = chain.enrol(chain.stores[1])  # after the version: the worker's buffer
+        assert worker.load() == 3 and worker.version == 1
+        assert alone.load() == 27
+        for customer in chain.faces:
+            for store in chain.stores:
+                probe = Embedding(
+                    vector=[float(x) for x in _near(chain.faces[customer], chain.rng)], quality=0.9
+                )
+                context = QueryContext(chain.region, store, "unknown", -1)
+                got, want = worker.decide([probe], context), alone.decide([probe], context)
+                for mine, theirs in ((got.returning, want.returning), (got.nearest, want.nearest)):
+                    assert (mine is None) == (theirs is None)
+                    if mine is not None and theirs is not None:
+                        assert (mine.customer_id, mine.level, mine.searched) == (
+                            theirs.customer_id,
+                            theirs.level,
+                            theirs.searched,
+                        )
+                        assert mine.score == pytest.approx(theirs.score, abs=1e-9)
+        assert chain.found(worker, unpublished) == unpublished
+    finally:
+        _close(worker, builder)
+        alone.close()

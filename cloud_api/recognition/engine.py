@@ -1,9 +1,10 @@
 """The recognition engine: which customer, if any, a face descriptor belongs to.
 
-Pure numpy and Annoy, no database and no HTTP: the API layer loads every sample at start-up
-(`add_many`), adds new ones as customers enrol (`add`), deletes customers on request
-(`remove_customer`) and rebuilds the indexes in a background thread (`rebuild`) when
-`rebuild_due()` says so.
+Pure numpy and Annoy, no database and no HTTP: the API layer loads the samples at start-up
+(`add_many`: every one, or those beyond the index version it maps, `adopt`), adds new ones as
+customers enrol (`add`), deletes customers on request (`remove_customer`) and either rebuilds
+the indexes in a background thread (`rebuild`) when `rebuild_due()` says so, or moves to the
+next published version.
 
 Layout
 ------
@@ -40,6 +41,17 @@ the first level that has one (open-set: None when no level has one). Two searche
 
 A level holding exactly the samples of the one before (everyone, when there is only one
 store) is skipped.
+
+Index versions
+--------------
+An engine can also serve from an index version built by another process
+(`cloud_api.recognition.index_versions`): `snapshot` + `export` write every store's live rows
+and the Annoy indexes a rebuild would build into a version being published (an index
+unchanged since the version the engine maps is hard-linked instead of built again); `adopt`
+replaces every partition with the version's, memory-mapped read-only (shared with every
+process mapping the same files), plus exact buffers of the samples the engine holds that the
+version does not. An engine that maps a version is never rebuilt in place: the index
+directory's builder publishes the next version instead.
 
 Removal
 -------

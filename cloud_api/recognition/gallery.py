@@ -9,6 +9,10 @@ Pure numpy, no database: the API's `Recognizer` keeps it in step with the databa
   sample's quality, times `verified_weight` for verified ones). Decisions compare a visit with
   templates, not with the nearest of up to 20 samples: one odd sample no longer decides, and
   the more samples a customer has, the steadier their template.
+* Templates live in a `TemplateTable` when the engine maps an index version (every
+  customer's as of the version, memory-mapped and shared between processes) and in this
+  process's own `Template`s for customers with samples added since; `adopt` moves both the
+  engine and the templates to a newer version, `snapshot` is what the next version holds.
 * A **visit** is the shots of one face at the counter (or door), fused into one descriptor by
   their quality-weighted mean before anything is compared.
 * `decide` walks the levels the engine searched (store, region, everyone), scores the nearest
@@ -208,13 +212,9 @@ class Gallery:
     def snapshot(self) -> tuple[EngineSnapshot, TemplateTable]:
         """What a new index version holds: the engine's rows and every template, taken at
         one instant (no sample is added or customer removed in between)."""
-        with self._writing:
+        with self._writing:  # templates change only under it: read them without the lock
             engine = self.engine.snapshot()
-            with self._lock:
-                overlay = dict(self._overlay)
-                gone = set(self._gone)
-                table = self._table
-        return engine, table.merged(overlay, gone)
+            return engine, self._table.merged(self._overlay, self._gone)
 
     def adopt(self, version: MappedVersion) -> int:
         """Serve from `version` from now on (see `RecognitionEngine.adopt`); the templates of

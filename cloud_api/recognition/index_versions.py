@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mmap
 import os
 import re
 import shutil
@@ -55,7 +56,7 @@ from numpy.typing import DTypeLike, NDArray
 from pydantic import BaseModel, ConfigDict
 
 from cloud_api.recognition.annoy_partition import INDEX_FILE_MODE, INDEX_SUFFIX
-from cloud_api.recognition.exact_buffer import ROW_DTYPES, Rows, rows_from_columns
+from cloud_api.recognition.exact_buffer import ROW_DTYPES, Rows, row_columns, rows_from_columns
 from cloud_api.recognition.settings import EngineSettings
 from cloud_api.recognition.templates import TemplateTable
 from storesight_common.files import write_atomic
@@ -68,6 +69,7 @@ BUILD_LOCK = "build.lock"
 IN_USE_LOCK = "in-use.lock"
 _VERSION_NAME = re.compile(r"v(\d{9})")
 _TEMP_NAME = re.compile(r"\.v(\d{9})\.tmp")
+_PROCESS_DIR = re.compile(r".+-\d+")
 DIRECTORY_MODE = 0o700
 Writable = np.memmap[Any, np.dtype[Any]]
 
@@ -183,6 +185,9 @@ def _open(path: Path, number: int, prefault: bool) -> MappedVersion:
     table = TemplateTable(
         *(np.load(path / f"templates.{name}.npy", mmap_mode="r") for name in TemplateTable.ARRAYS)
     )
+    if prefault:
+        for array in (*row_columns(rows).values(), *(getattr(table, n) for n in table.ARRAYS)):
+            _page_in(array)
     names = [e.annoy for e in manifest.stores] + [e.annoy for e in manifest.regions]
     annoy: dict[str, AnnoyIndex] = {}
     for name in [*names, manifest.global_annoy]:
@@ -281,25 +286,28 @@ class IndexDirectory:
     def leave(self, *, remove: bool) -> bool:
         """Stop using the directory. With `remove`, the last process to leave deletes every
         version and lock file (the directory itself stays); returns whether it did."""
-        removed = False
-        if self._in_use is not None and remove:
-            try:
-                fcntl.flock(self._in_use, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pass  # others still use it
-            else:
-                removed = True
-                for entry in self.root.iterdir():
-                    if entry.is_dir() and (_version_number(entry) or _temp_number(entry)):
-                        shutil.rmtree(entry, ignore_errors=True)
-                for name in (BUILD_LOCK, IN_USE_LOCK):
-                    (self.root / name).unlink(missing_ok=True)
-                log.info("index_versions_removed", index_dir=str(self.root))
+        joined = self._in_use is not None
         for fd in (self._build, self._in_use):
             if fd is not None:
                 os.close(fd)
         self._build = self._in_use = None
-        return removed
+        if not (joined and remove):
+            return False
+        # Shared lock dropped first, then the exclusive one tried: of two processes leaving
+        # at once, the later one's try finds the other gone.
+        last = _lock(self.root / IN_USE_LOCK, fcntl.LOCK_EX, wait=False)
+        if last is None:
+            return False  # others still use it
+        try:
+            for entry in self.root.iterdir():
+                if entry.is_dir() and (_version_number(entry) or _temp_number(entry)):
+                    shutil.rmtree(entry, ignore_errors=True)
+            for name in (BUILD_LOCK, IN_USE_LOCK):
+                (self.root / name).unlink(missing_ok=True)
+        finally:
+            os.close(last)
+        log.info("index_versions_removed", index_dir=str(self.root))
+        return True
 
     # ---- building -----------------------------------------------------------------------
 
@@ -315,7 +323,11 @@ class IndexDirectory:
             self._build = _lock(self.root / BUILD_LOCK, fcntl.LOCK_EX, wait=False)
             if self._build is not None:
                 for entry in self.root.iterdir():
-                    if _temp_number(entry):
+                    # an interrupted build's, or a process's own directory of the releases
+                    # before index versions (host-pid)
+                    if entry.is_dir() and (
+                        _temp_number(entry) or _PROCESS_DIR.fullmatch(entry.name)
+                    ):
                         shutil.rmtree(entry, ignore_errors=True)
                 log.info("index_builder_elected", index_dir=str(self.root), pid=os.getpid())
         return self._build is not None
@@ -375,6 +387,12 @@ class IndexDirectory:
                 )
                 return None
             return version
+
+
+def _page_in(array: NDArray[Any]) -> None:
+    """Read one byte of every page of a mapped array, so that it is all in memory now."""
+    flat = np.asarray(array).reshape(-1).view(np.uint8)
+    int(flat[:: mmap.PAGESIZE].sum())
 
 
 def _version_number(entry: Path) -> int:
