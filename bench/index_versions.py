@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,7 @@ def run_indexer(url: str, index_dir: Path, log: Path) -> dict[str, float]:
         )
     if done.returncode != 0:
         raise RuntimeError(f"the indexer failed; its log:\n{log.read_text()[-4000:]}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the first child waited
     text = log.read_text()
     loaded = re.search(r"recognizer_loaded.*?\bseconds=([\d.]+)", text)
     built = re.search(r"index_version_published.*?\bbuild_seconds=([\d.]+)", text)
@@ -189,6 +191,7 @@ def run_indexer(url: str, index_dir: Path, log: Path) -> dict[str, float]:
         "load_s": float(loaded.group(1)) if loaded else float("nan"),
         "build_and_publish_s": float(built.group(1)) if built else float("nan"),
         "versions_published": text.count("index_version_published"),
+        "peak_rss_mb": round(peak_kb / 1024),
     }
 
 
@@ -413,8 +416,8 @@ def _print(result: dict[str, Any]) -> None:
         f"\n{result['samples']:,} samples on {result['backend']}: indexer "
         f"{result['indexer']['seconds']} s (reading the database "
         f"{result['indexer']['load_s']} s, building and publishing "
-        f"{result['indexer']['build_and_publish_s']} s); version on disk "
-        f"{result['index_dir_mb']} MiB"
+        f"{result['indexer']['build_and_publish_s']} s; peak RSS "
+        f"{result['indexer']['peak_rss_mb']} MiB); version on disk {result['index_dir_mb']} MiB"
     )
     headers = ["processes", "start s", "RSS MiB", "PSS MiB", "anonymous MiB", "builds", "decide ms"]
     table = [

@@ -109,13 +109,14 @@ def _near(face: NDArray[np.float32], rng: np.random.Generator) -> NDArray[np.flo
 def _recognizer(chain: Chain, root: Path, **engine: object) -> Recognizer:
     """A recogniser on the index directory `root`, as an API process has (its own state,
     its own locks)."""
-    directory = IndexDirectory(root)
+    settings = EngineSettings.model_validate({**SMALL, **engine})
+    directory = IndexDirectory(root, prefault=settings.prefault)
     directory.enter()
     return Recognizer(
         chain.sessions,
         policy=DecisionPolicy(),
         index_dir=None,
-        settings=EngineSettings.model_validate({**SMALL, **engine}),
+        settings=settings,
         versions=directory,
     )
 
@@ -441,7 +442,8 @@ def test_a_mapped_version_decides_as_the_process_that_read_every_sample(
     template table as from a process holding every sample itself."""
     for store in chain.stores * 4:
         chain.enrol(store)
-    builder, worker = _recognizer(chain, tmp_path / "index"), _recognizer(chain, tmp_path / "index")
+    builder = _recognizer(chain, tmp_path / "index")
+    worker = _recognizer(chain, tmp_path / "index", prefault=True)
     alone = Recognizer(  # reads every sample, builds nothing
         chain.sessions,
         policy=DecisionPolicy(),

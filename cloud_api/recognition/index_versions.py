@@ -56,7 +56,7 @@ from numpy.typing import DTypeLike, NDArray
 from pydantic import BaseModel, ConfigDict
 
 from cloud_api.recognition.annoy_partition import INDEX_FILE_MODE, INDEX_SUFFIX
-from cloud_api.recognition.exact_buffer import ROW_DTYPES, Rows, row_columns, rows_from_columns
+from cloud_api.recognition.exact_buffer import ROW_DTYPES, Rows, rows_from_columns
 from cloud_api.recognition.settings import EngineSettings
 from cloud_api.recognition.templates import TemplateTable
 from storesight_common.files import write_atomic
@@ -186,7 +186,7 @@ def _open(path: Path, number: int, prefault: bool) -> MappedVersion:
         *(np.load(path / f"templates.{name}.npy", mmap_mode="r") for name in TemplateTable.ARRAYS)
     )
     if prefault:
-        for array in (*row_columns(rows).values(), *(getattr(table, n) for n in table.ARRAYS)):
+        for array in _searched(manifest, rows, table):
             _page_in(array)
     names = [e.annoy for e in manifest.stores] + [e.annoy for e in manifest.regions]
     annoy: dict[str, AnnoyIndex] = {}
@@ -387,6 +387,18 @@ class IndexDirectory:
                 )
                 return None
             return version
+
+
+def _searched(manifest: Manifest, rows: Rows, table: TemplateTable) -> list[NDArray[Any]]:
+    """The arrays searches read: labels, templates and the descriptors of what is searched
+    exactly (a store with an Annoy index keeps its rows only for the next build)."""
+    if manifest.global_annoy is None:
+        exact = [rows]
+    else:
+        exact = [rows.take(slice(e.start, e.stop)) for e in manifest.stores if e.annoy is None]
+    descriptors = [array for part in exact for array in (part.vectors, part.sq_norms)]
+    templates = [getattr(table, name) for name in table.ARRAYS]
+    return [*rows.labels.columns(), *descriptors, *templates]
 
 
 def _page_in(array: NDArray[Any]) -> None:
