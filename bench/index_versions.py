@@ -255,7 +255,6 @@ def worker_main(workdir: Path, count: int) -> int:
     """One worker: a `serve` process's recogniser on the index directory (never the builder),
     started, queried, every mapped page read; reports on stdout, then waits for stdin."""
     from cloud_api.db.session import open_database, session_factory
-    from cloud_api.recognition.gallery import Shot, Visit
     from cloud_api.services.indexer import versioned_recognizer
     from cloud_api.settings import CloudSettings
 
@@ -265,14 +264,7 @@ def worker_main(workdir: Path, count: int) -> int:
     recognizer = versioned_recognizer(session_factory(open_database(settings)), settings)
     read = recognizer.load()
     load_s = time.perf_counter() - started
-    loaded = np.load(workdir / _QUERY_FILE)
-    began = time.perf_counter()
-    for i in range(min(count, len(loaded["vectors"]))):
-        visit = Visit(
-            [Shot(loaded["vectors"][i], 0.9)], int(loaded["region"][i]), int(loaded["store"][i])
-        )
-        recognizer.gallery.decide(visit)
-    query_ms = (time.perf_counter() - began) * 1000 / max(1, count)
+    query_ms = decide_ms(recognizer, workdir, count)
     stats = recognizer.engine.stats()
     print(
         json.dumps(
@@ -293,11 +285,26 @@ def worker_main(workdir: Path, count: int) -> int:
     return 0
 
 
-def private_reference(url: str, workdir: Path) -> dict[str, float]:
+def decide_ms(recognizer: Any, workdir: Path, count: int) -> float:
+    """The mean time of `count` decisions on the bench's queries, in ms."""
+    from cloud_api.recognition.gallery import Shot, Visit
+
+    loaded = np.load(workdir / _QUERY_FILE)
+    count = min(count, len(loaded["vectors"]))
+    began = time.perf_counter()
+    for i in range(count):
+        visit = Visit(
+            [Shot(loaded["vectors"][i], 0.9)], int(loaded["region"][i]), int(loaded["store"][i])
+        )
+        recognizer.gallery.decide(visit)
+    return round((time.perf_counter() - began) * 1000 / max(1, count), 2)
+
+
+def private_reference(url: str, workdir: Path, queries: int) -> dict[str, float]:
     """The old way, in its own process (`private_main`): every sample read, own indexes
     built."""
     process = subprocess.Popen(
-        [sys.executable, __file__, "--private", str(workdir)],
+        [sys.executable, __file__, "--private", str(workdir), "--queries", str(queries)],
         env=_env(url, workdir / "private"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -313,7 +320,7 @@ def private_reference(url: str, workdir: Path) -> dict[str, float]:
     return report
 
 
-def private_main(workdir: Path) -> int:
+def private_main(workdir: Path, count: int) -> int:
     """A recogniser without index versions, as every `serve` process had before: it reads
     every sample and builds its own indexes; reports on stdout, then waits for stdin."""
     from cloud_api.db.session import open_database, session_factory
@@ -331,7 +338,9 @@ def private_main(workdir: Path) -> int:
     )
     recognizer.load()
     recognizer.engine.rebuild()
-    print(json.dumps({"start_s": round(time.perf_counter() - started, 1)}), flush=True)
+    start_s = round(time.perf_counter() - started, 1)
+    query_ms = decide_ms(recognizer, workdir, count)
+    print(json.dumps({"start_s": start_s, "query_ms": query_ms}), flush=True)
     sys.stdin.read()
     recognizer.close(remove_files=True)
     return 0
@@ -373,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         return worker_main(args.worker, args.queries)
     if args.private is not None:
-        return private_main(args.private)
+        return private_main(args.private, args.queries)
     configure_logging(level="WARNING")
     from tests.cloud_fixtures import temporary_database
 
@@ -401,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             result["workers"] = rows
             if not args.no_private:
                 print("reference: one process the old way (loads everything, builds its own)")
-                result["private_process"] = private_reference(url, workdir)
+                result["private_process"] = private_reference(url, workdir, args.queries)
     published = result["indexer"]["versions_published"]
     builds = published + sum(r["index_builds"] for r in result["workers"])
     result["builds_per_version"] = builds / max(1, published)
@@ -442,7 +451,7 @@ def _print(result: dict[str, Any]) -> None:
                 round(private["pss"]),
                 round(private["anonymous"]),
                 1,
-                "-",
+                private["query_ms"],
             ]
         )
     print(format_table(headers, table))

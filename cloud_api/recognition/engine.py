@@ -853,7 +853,7 @@ class RecognitionEngine:
             self._global = _Partition("global", everyone, annoy, 0, base)
             self._version = version.number
             self._adopted += 1
-        log.info(
+        log.debug(
             "recognition_version_adopted",
             version=version.number,
             samples_mapped=version.rows.count,
