@@ -61,6 +61,7 @@ bench: models
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/gui_responsiveness.py --json bench-gui.json
 	$(BIN)/python bench/reports.py --json bench-reports.json
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/cloud_load.py --json bench-cloud-load.json
+	$(BIN)/python bench/index_versions.py --json bench-index-versions.json
 
 # Debian packages Qt's xcb platform needs under Xvfb (installed when missing and root)
 XVFB_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 \

@@ -313,6 +313,35 @@ def test_an_interrupted_build_leaves_nothing_a_reader_maps(chain: Chain, tmp_pat
         directory.leave(remove=True)
 
 
+def test_a_damaged_or_half_removed_version_is_skipped_then_cleared(
+    chain: Chain, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    alice = chain.enrol(chain.stores[0], samples=6)
+    first = _recognizer(chain, root)
+    assert first.versions is not None
+    first.versions.try_build()
+    first.load()
+    first.publish()
+    first.close()
+    first.versions.leave(remove=False)  # killed, say: version 1 stays
+    (root / version_name(1) / "rows.vectors.npy").unlink()  # a file lost
+    (root / version_name(7)).mkdir()  # a removal interrupted after the manifest went
+
+    second = _recognizer(chain, root)
+    try:
+        assert second.versions is not None
+        assert second.versions.try_build()
+        assert not (root / version_name(7)).exists()
+        assert second.load() == 6, "the damaged version skipped: every sample read instead"
+        assert second.publish_due(max_age_s=1e9) == "no version"
+        second.maintain(max_age_s=1e9)
+        assert second.version == 2 and second.versions.versions() == [2]
+        assert chain.found(second, alice) == alice
+    finally:
+        _close(second)
+
+
 # ---- the real indexer process -----------------------------------------------------------
 
 

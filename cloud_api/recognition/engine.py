@@ -793,8 +793,15 @@ class RecognitionEngine:
             ):
                 linked += 1
             else:
+                began = time.perf_counter()
                 write_index(plan.blocks, self.settings, writer.annoy_path(name))
                 built += 1
+                log.debug(
+                    "recognition_index_written",
+                    partition=name,
+                    samples=plan.live,
+                    seconds=round(time.perf_counter() - began, 2),
+                )
             files[plan.key] = f"{name}{INDEX_SUFFIX}"
         with self._lock:
             self._annoy_built += built

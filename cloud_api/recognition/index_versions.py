@@ -301,7 +301,7 @@ class IndexDirectory:
         try:
             for entry in self.root.iterdir():
                 if entry.is_dir() and (_version_number(entry) or _temp_number(entry)):
-                    shutil.rmtree(entry, ignore_errors=True)
+                    _remove(entry)
             for name in (BUILD_LOCK, IN_USE_LOCK):
                 (self.root / name).unlink(missing_ok=True)
         finally:
@@ -323,12 +323,14 @@ class IndexDirectory:
             self._build = _lock(self.root / BUILD_LOCK, fcntl.LOCK_EX, wait=False)
             if self._build is not None:
                 for entry in self.root.iterdir():
-                    # an interrupted build's, or a process's own directory of the releases
-                    # before index versions (host-pid)
+                    # an interrupted build's, an interrupted removal's (no manifest), or a
+                    # process's own directory of the releases before index versions (host-pid)
                     if entry.is_dir() and (
-                        _temp_number(entry) or _PROCESS_DIR.fullmatch(entry.name)
+                        _temp_number(entry)
+                        or (_version_number(entry) and not (entry / MANIFEST).is_file())
+                        or _PROCESS_DIR.fullmatch(entry.name)
                     ):
-                        shutil.rmtree(entry, ignore_errors=True)
+                        _remove(entry)
                 log.info("index_builder_elected", index_dir=str(self.root), pid=os.getpid())
         return self._build is not None
 
@@ -343,7 +345,7 @@ class IndexDirectory:
         """Remove every complete version but the newest (the builder, after publishing)."""
         numbers = self.versions()
         for number in numbers[:-1]:
-            shutil.rmtree(self.root / version_name(number), ignore_errors=True)
+            _remove(self.root / version_name(number))
         if numbers[:-1]:
             log.info("index_versions_pruned", removed=numbers[:-1], kept=numbers[-1])
         return numbers[:-1]
@@ -366,18 +368,20 @@ class IndexDirectory:
     def open_newest(self, wanted: IndexSettings, *, newer_than: int = 0) -> MappedVersion | None:
         """The newest complete version built with `wanted` settings (newer than `newer_than`),
         mapped; None when there is none."""
+        damaged: set[int] = set()
         while True:
-            candidates = [n for n in self.versions() if n > newer_than]
+            candidates = [n for n in self.versions() if n > newer_than and n not in damaged]
             if not candidates:
                 return None
             number = candidates[-1]
             path = self.root / version_name(number)
             try:
                 version = _open(path, number, self.prefault)
-            except FileNotFoundError:
-                if self.newest() == number:  # not removed: damaged
-                    raise
-                continue  # superseded and removed while being opened: take the newest
+            except FileNotFoundError as error:
+                if number in self.versions():  # still listed: a file is missing
+                    log.warning("index_version_damaged", version=number, missing=str(error))
+                    damaged.add(number)
+                continue  # or superseded and removed while being opened: take the newest
             if version.manifest.settings != wanted:
                 log.warning(
                     "index_version_ignored",
@@ -405,6 +409,12 @@ def _page_in(array: NDArray[Any]) -> None:
     """Read one byte of every page of a mapped array, so that it is all in memory now."""
     flat = np.asarray(array).reshape(-1).view(np.uint8)
     int(flat[:: mmap.PAGESIZE].sum())
+
+
+def _remove(directory: Path) -> None:
+    """Delete a version's directory, its manifest first: interrupted, it is no version."""
+    (directory / MANIFEST).unlink(missing_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _version_number(entry: Path) -> int:

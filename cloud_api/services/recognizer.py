@@ -343,6 +343,7 @@ class Recognizer:
         log.info(
             "index_version_building",
             samples=sum(p.live for p in snapshot.plans if p.key[0] == "store"),
+            annoy_indexes=sum(p.want_annoy for p in snapshot.plans),
         )
         with writing(self.versions) as writer:
             exported = self.engine.export(snapshot, writer)
