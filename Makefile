@@ -80,6 +80,7 @@ bench: models
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/gui_responsiveness.py --json bench-gui.json
 	$(BIN)/python bench/reports.py --json bench-reports.json
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) $(BIN)/python bench/cloud_load.py --json bench-cloud-load.json
+	$(BIN)/python bench/index_versions.py --json bench-index-versions.json
 
 # The cloud's container image (deploy/Dockerfile, docs/deploy.md) built with podman, and the
 # image run against this machine's PostgreSQL (tests/test_container.py). Not part of make test

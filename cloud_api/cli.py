@@ -92,6 +92,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
+    indexer = sub.add_parser(
+        "indexer",
+        parents=[database],
+        help="build the recognition index versions the API processes of this machine map",
+        description="Take the index directory's build lock (waiting while another process "
+        "holds it), then publish a new index version whenever one is due, until stopped. "
+        "Run one per machine with STORESIGHT_CLOUD_INDEX_BUILDER=indexer for its API processes.",
+    )
+    indexer.add_argument("--once", action="store_true", help="publish one version now, then exit")
+    indexer.set_defaults(handler=_indexer)
+
     seed = sub.add_parser(
         "seed",
         parents=[database],
@@ -308,6 +319,22 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     return 0
+
+
+def _indexer(args: argparse.Namespace) -> int:
+    from cloud_api.services.indexer import run_indexer
+
+    overrides: dict[str, Any] = {}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    settings = CloudSettings(**overrides)
+    _check_database_reachable(settings)
+    log.info(
+        "indexer_starting",
+        index_dir=str(settings.index_dir),
+        database=display_url(settings.database_url),
+    )
+    return run_indexer(settings, once=args.once)
 
 
 def _check_database_reachable(settings: CloudSettings) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +26,28 @@ class CloudSettings(BaseSettings):
         description="SQLAlchemy URL; e.g. postgresql://user@127.0.0.1:5432/storesight",
     )
     index_dir: Path = Field(
-        DEFAULT_DATA_DIR / "index", description="where Annoy index files are written"
+        DEFAULT_DATA_DIR / "index",
+        description="where the recognition index versions are published and mapped from: one "
+        "directory per machine, shared by its API processes and indexer",
+    )
+    index_builder: Literal["serve", "indexer"] = Field(
+        "serve",
+        description="who builds the index versions in index_dir: 'serve', the first API "
+        "process to take the directory's build lock (another takes over when it stops); "
+        "'indexer', only `storesight-cloud indexer` (API processes then only map versions)",
+    )
+    index_check_interval_s: float = Field(
+        1.0,
+        gt=0.0,
+        le=60.0,
+        description="how often each process looks for a newer index version to map (and, "
+        "with index_builder=serve, whether the build lock is free)",
+    )
+    index_keep_on_stop: bool = Field(
+        False,
+        description="keep the index versions when the last process using index_dir stops "
+        "cleanly, so that the next start maps them instead of rebuilding; off by default "
+        "because they hold face descriptors",
     )
     database_connect_timeout_s: float = Field(
         5.0, gt=0.0, le=300.0, description="give up connecting to PostgreSQL after this long"
@@ -46,8 +67,8 @@ class CloudSettings(BaseSettings):
         1,
         ge=1,
         le=64,
-        description="API processes serving the port (`serve`); each has its own recogniser, "
-        "kept in step with the others through the database",
+        description="API processes serving the port (`serve`); each maps the index versions "
+        "of index_dir and is kept in step with the others through the database",
     )
     port: int = Field(8700, ge=1, le=65535)
     shutdown_grace_s: int = Field(
@@ -89,7 +110,12 @@ class CloudSettings(BaseSettings):
         description="how often each process reads other processes' samples and deletions "
         "(polling); with the change feed listening, at most this often when notified",
     )
-    rebuild_interval_s: float = Field(60.0, gt=0.0, description="background index rebuild period")
+    rebuild_interval_s: float = Field(
+        60.0,
+        gt=0.0,
+        description="the longest new samples wait before the builder publishes an index "
+        "version with them (sooner after a deletion or when rebuild_buffer_limit is reached)",
+    )
     anonymous_retention_days: int = Field(
         90, ge=1, description="anonymous customers unseen this long are deleted with their faces"
     )

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.api import errors
 from cloud_api.api.headers import SecurityHeaders
@@ -24,10 +20,11 @@ from cloud_api.api.request_id import RequestIdMiddleware
 from cloud_api.api.routes import router
 from cloud_api.change_feed import DELETIONS, SAMPLES, ChangeFeed
 from cloud_api.dashboard import router as dashboard
-from cloud_api.db.session import error_line, make_engine, session_factory
+from cloud_api.db.session import error_line, open_database, session_factory
 from cloud_api.reports import rollups
 from cloud_api.services.alert_hub import AlertHub
 from cloud_api.services.context import Services
+from cloud_api.services.indexer import REBUILD_CHECK_S, versioned_recognizer
 from cloud_api.services.login_limits import LoginLimits
 from cloud_api.services.recognizer import Recognizer
 from cloud_api.services.retention import purge_expired
@@ -37,7 +34,6 @@ log = structlog.get_logger(__name__)
 
 RETENTION_INTERVAL_S = 3600.0
 ROLLUP_INTERVAL_S = 30.0
-REBUILD_CHECK_S = 5.0
 MIN_BACKOFF_S = 0.5  # the first pause after a failure; doubled per failure after that
 MAX_BACKOFF_S = 30.0
 
@@ -145,6 +141,11 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
                 REBUILD_CHECK_S,
                 lambda: services.recognizer.maintain(max_age_s=settings.rebuild_interval_s),
             ),
+            _Periodic(
+                "index-versions",
+                settings.index_check_interval_s,
+                lambda: check_index_versions(services.recognizer, settings),
+            ),
             _Periodic("retention", RETENTION_INTERVAL_S, lambda: purge_expired(services)),
             # reports read rollups; keep them warm so a report rarely waits for a refresh
             _Periodic(
@@ -163,11 +164,11 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
             feed.stop()
             for task in tasks:
                 task.stop()
-            # the index files hold descriptors and are rebuilt at every start: not left behind
-            services.recognizer.close(remove_files=True)
-            index_dir = services.recognizer.engine.index_dir
-            if index_dir is not None:
-                shutil.rmtree(index_dir, ignore_errors=True)
+            services.recognizer.close()
+            # the index versions hold descriptors: the last process out removes them, unless
+            # they are kept for a quick start
+            if services.recognizer.versions is not None:
+                services.recognizer.versions.leave(remove=not settings.index_keep_on_stop)
             log.info("cloud_api_stopped")
 
     app = FastAPI(
@@ -192,28 +193,8 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
 
 
 def start_services(settings: CloudSettings) -> Services:
-    from cloud_api.db.migrate import upgrade
-
-    if settings.auto_migrate:
-        upgrade(settings.database_url)
-    engine = make_engine(
-        settings.database_url,
-        connect_timeout_s=settings.database_connect_timeout_s,
-        statement_timeout_s=settings.database_statement_timeout_s,
-    )
-    sessions = session_factory(engine)
-    recognizer = Recognizer(
-        sessions,
-        policy=settings.decision_policy(),
-        index_dir=process_index_dir(settings),
-        settings=settings.engine,
-    )
-    recognizer.load()
-    if recognizer.engine.rebuild_due():
-        # build the indexes before serving: a first rebuild under load would slow requests
-        started = time.perf_counter()
-        recognizer.engine.rebuild()
-        log.info("index_built_at_start", seconds=round(time.perf_counter() - started, 1))
+    sessions = session_factory(open_database(settings))
+    recognizer = start_recognizer(sessions, settings)
     demographics = None
     if settings.estimate_demographics:
         from cloud_api.services.demographics import DemographicsEstimator
@@ -224,31 +205,37 @@ def start_services(settings: CloudSettings) -> Services:
     )
 
 
-def process_index_dir(settings: CloudSettings) -> Path:
-    """This process's own index directory under `settings.index_dir`.
+def start_recognizer(sessions: sessionmaker[Session], settings: CloudSettings) -> Recognizer:
+    """The process's recogniser, serving from the newest index version of `index_dir`.
 
-    Index files are a cache of the database, rebuilt at every start, and an engine owns its
-    directory; several API processes on one machine therefore each get one, and directories
-    left by processes of this host that no longer run are removed.
+    With `index_builder="serve"` the process takes the directory's build lock if it is free;
+    the builder publishes a version before serving when there is none yet or too many samples
+    lie beyond it. Any other process maps what is there and reads the rest from the database
+    (everything, searched exactly, until the builder's first version appears).
     """
-    host = socket.gethostname()
-    root = settings.index_dir
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f"{host}-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    return root / f"{host}-{os.getpid()}"
+    recognizer = versioned_recognizer(sessions, settings)
+    versions = recognizer.versions
+    assert versions is not None
+    if settings.index_builder == "serve":
+        versions.try_build()
+    recognizer.load()
+    due = recognizer.publish_due(max_age_s=settings.rebuild_interval_s)
+    if versions.building and due in ("no version", "buffer full"):
+        # build before serving: a first build under load would slow requests (a deletion is
+        # already applied as a tombstone: its version is built in the background)
+        recognizer.publish()
+    return recognizer
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def check_index_versions(recognizer: Recognizer, settings: CloudSettings) -> None:
+    """Map a newer index version if one was published; with `index_builder="serve"`, become
+    the builder when the one before stopped."""
+    versions = recognizer.versions
+    if versions is None:
+        return
+    if settings.index_builder == "serve" and not versions.building:
+        versions.try_build()
+    recognizer.refresh()
 
 
 def _safe_url(url: str) -> str:

@@ -26,12 +26,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+if TYPE_CHECKING:
+    from cloud_api.settings import CloudSettings
 
 log = structlog.get_logger(__name__)
 
@@ -108,6 +111,19 @@ class StoreSession(Session):
         if not nested and self.get_bind().dialect.name == "sqlite":
             self.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
         return transaction
+
+
+def open_database(settings: CloudSettings) -> Engine:
+    """The service's database engine, the schema upgraded first when `auto_migrate` says so."""
+    from cloud_api.db.migrate import upgrade
+
+    if settings.auto_migrate:
+        upgrade(settings.database_url)
+    return make_engine(
+        settings.database_url,
+        connect_timeout_s=settings.database_connect_timeout_s,
+        statement_timeout_s=settings.database_statement_timeout_s,
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

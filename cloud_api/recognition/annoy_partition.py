@@ -72,6 +72,24 @@ def build_partition(
     name: str, blocks: Iterable[Rows], settings: EngineSettings, index_dir: Path | None
 ) -> AnnoyPartition:
     """Index the rows of `blocks` (item numbers in their order) and publish the index file."""
+    index, labels = _build(blocks, settings)
+    path = None
+    if index_dir is not None:
+        path = index_dir / f"{name}{INDEX_SUFFIX}"
+        index = _publish(index, path, settings.dim, prefault=settings.prefault)
+    return AnnoyPartition(index, labels, path)
+
+
+def write_index(blocks: Iterable[Rows], settings: EngineSettings, path: Path) -> None:
+    """Index the rows of `blocks` into a new file at `path` (an index version being written:
+    nobody maps it yet)."""
+    index, _ = _build(blocks, settings)
+    index.save(str(path))
+    index.unload()
+    path.chmod(INDEX_FILE_MODE)
+
+
+def _build(blocks: Iterable[Rows], settings: EngineSettings) -> tuple[AnnoyIndex, Labels]:
     index = AnnoyIndex(settings.dim, "euclidean")
     index.set_seed(settings.seed)
     labels: list[Labels] = []
@@ -83,11 +101,7 @@ def build_partition(
                 item += 1
         labels.append(block.labels)
     index.build(settings.n_trees, settings.build_jobs)
-    path = None
-    if index_dir is not None:
-        path = index_dir / f"{name}{INDEX_SUFFIX}"
-        index = _publish(index, path, settings.dim, prefault=settings.prefault)
-    return AnnoyPartition(index, Labels.concat(labels), path)
+    return index, Labels.concat(labels)
 
 
 def _publish(built: AnnoyIndex, path: Path, dim: int, *, prefault: bool) -> AnnoyIndex:

@@ -1,9 +1,10 @@
 """The recognition engine: which customer, if any, a face descriptor belongs to.
 
-Pure numpy and Annoy, no database and no HTTP: the API layer loads every sample at start-up
-(`add_many`), adds new ones as customers enrol (`add`), deletes customers on request
-(`remove_customer`) and rebuilds the indexes in a background thread (`rebuild`) when
-`rebuild_due()` says so.
+Pure numpy and Annoy, no database and no HTTP: the API layer loads the samples at start-up
+(`add_many`: every one, or those beyond the index version it maps, `adopt`), adds new ones as
+customers enrol (`add`), deletes customers on request (`remove_customer`) and either rebuilds
+the indexes in a background thread (`rebuild`) when `rebuild_due()` says so, or moves to the
+next published version.
 
 Layout
 ------
@@ -41,6 +42,17 @@ the first level that has one (open-set: None when no level has one). Two searche
 A level holding exactly the samples of the one before (everyone, when there is only one
 store) is skipped.
 
+Index versions
+--------------
+An engine can also serve from an index version built by another process
+(`cloud_api.recognition.index_versions`): `snapshot` + `export` write every store's live rows
+and the Annoy indexes a rebuild would build into a version being published (an index
+unchanged since the version the engine maps is hard-linked instead of built again); `adopt`
+replaces every partition with the version's, memory-mapped read-only (shared with every
+process mapping the same files), plus exact buffers of the samples the engine holds that the
+version does not. An engine that maps a version is never rebuilt in place: the index
+directory's builder publishes the next version instead.
+
 Removal
 -------
 A removed customer's id goes into a tombstone set checked on every result, so they are never
@@ -72,17 +84,28 @@ import structlog
 from numpy.typing import NDArray
 
 from cloud_api.recognition.annoy_partition import (
+    INDEX_SUFFIX,
     AnnoyPartition,
     build_partition,
     remove_stale_temp_files,
+    write_index,
 )
 from cloud_api.recognition.exact_buffer import (
+    F32,
+    ROW_DTYPES,
     ExactBuffer,
     Hits,
     Labels,
     Rows,
     exact_hits,
     make_rows,
+    row_columns,
+)
+from cloud_api.recognition.index_versions import (
+    MappedVersion,
+    RegionEntry,
+    StoreEntry,
+    VersionWriter,
 )
 from cloud_api.recognition.partitions import (
     Level,
@@ -122,22 +145,53 @@ class _Partition:
     `exact_from` on: for a store, `rows` are all its samples (the first `exact_from` of them
     being `annoy`'s items, in order); for a region or everyone, `rows` are only the samples
     added since (`exact_from` is 0). Without `annoy`, `rows` are the whole partition.
+
+    A partition of a mapped index version (`adopt`) has a `base` instead: the version's rows
+    of it, read-only (a store's: all of them, which are also `annoy`'s items when it has an
+    index; a region's or everyone's: only when searched exactly). `rows` then hold only the
+    samples added since the version, `exact_from` is 0, and without `annoy` the base is
+    searched exactly too.
     """
 
     name: str
     rows: ExactBuffer
     annoy: AnnoyPartition | None
     exact_from: int
+    base: Rows | None = None
 
     def size(self, rows: Rows) -> int:
-        indexed = self.annoy.n_items if self.annoy is not None else 0
+        if self.annoy is not None:
+            indexed = self.annoy.n_items
+        else:
+            indexed = self.base.count if self.base is not None else 0
         return rows.count + indexed - self.exact_from
 
     def pending(self, rows: Rows, exact_max_size: int) -> int:
         """Samples a rebuild would fold into an index."""
         if self.annoy is not None:
             return rows.count - self.exact_from
-        return max(0, rows.count - exact_max_size)
+        return max(0, self.size(rows) - exact_max_size)
+
+    def exact(self, rows: Rows, query: F32, query_sq: float, threshold: float) -> Hits:
+        """The hits among the samples searched exactly (`rows` from `exact_from` on, and the
+        base when there is no index)."""
+        found = exact_hits(rows, self.exact_from, query, query_sq, threshold)
+        if self.base is not None and self.annoy is None:
+            found = found.merge(exact_hits(self.base, 0, query, query_sq, threshold))
+        return found
+
+    def own_bytes(self) -> int:
+        """Memory this partition holds outside memory-mapped files."""
+        own = self.rows.capacity_bytes
+        if self.annoy is not None and not isinstance(self.annoy.labels.sample_ids, np.memmap):
+            own += self.annoy.nbytes
+        if self.base is not None and not isinstance(self.base.vectors, np.memmap):
+            own += self.base.nbytes
+        return own
+
+    def master(self, rows: Rows) -> list[Rows]:
+        """A store's samples (base and rows), as blocks."""
+        return [b for b in (self.base, rows) if b is not None and b.count]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +206,32 @@ class _Plan:
     purged: int
     want_annoy: bool
     changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """The engine's partitions at one instant, as an index version is built from them."""
+
+    plans: list[_Plan]
+    removed: int  # removed customers then (their samples left out)
+    store_region: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedIndex:
+    """What `RecognitionEngine.export` wrote into a version."""
+
+    stores: tuple[StoreEntry, ...]
+    regions: tuple[RegionEntry, ...]
+    global_annoy: str | None
+    samples: int
+    removed_customers: int
+    annoy_built: int
+    annoy_linked: int
+
+    def fields(self) -> dict[str, object]:
+        """As the `Manifest` fields of the same names."""
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +283,9 @@ class RecognitionEngine:
         self._removed_purged = 0  # how many of _removed the last rebuild's snapshot held
         self._rebuilds = 0
         self._last_rebuild_seconds = 0.0
+        self._annoy_built = 0  # Annoy indexes this engine built (rebuilds and versions)
+        self._version = 0  # the index version mapped (adopt), 0 for none
+        self._adopted = 0
         self._closed = False
         log.info(
             "recognition_engine_started",
@@ -393,7 +476,7 @@ class RecognitionEngine:
             if size == searched:
                 continue
             searched = size
-            hits = exact_hits(rows, part.exact_from, query, query_sq, radius)
+            hits = part.exact(rows, query, query_sq, radius)
             if part.annoy is not None:
                 search_k = max(self.settings.search_k, count * self.settings.n_trees)
                 hits = hits.merge(part.annoy.hits(query_list, radius, count, search_k))
@@ -438,7 +521,7 @@ class RecognitionEngine:
         narrow: NarrowFilter | None,
     ) -> Hits:
         """Every candidate closer than the threshold in one partition, nearest first."""
-        found = exact_hits(rows, part.exact_from, query, query_sq, threshold)
+        found = part.exact(rows, query, query_sq, threshold)
         if part.annoy is None:
             return found
         n = self.settings.candidates
@@ -501,6 +584,11 @@ class RecognitionEngine:
         runs at a time (a second call waits). If a build fails, the exception propagates and
         the engine goes on serving from the partitions it had.
         """
+        if self._version:
+            raise RuntimeError(
+                "an engine serving a mapped index version is not rebuilt in place: the "
+                "index directory's builder publishes a new version"
+            )
         with self._rebuild_lock:
             started = time.perf_counter()
             plans, removed_at_start = self._plan()
@@ -536,11 +624,18 @@ class RecognitionEngine:
                 samples_buffered_after=tail,
             )
             self._rebuilds += 1
+            self._annoy_built += annoy_built
             self._last_rebuild_seconds = seconds
             log.info("recognition_rebuild_finished", **_as_dict(report))
             return report
 
     def _plan(self) -> tuple[list[_Plan], int]:
+        snapshot = self.snapshot()
+        return snapshot.plans, snapshot.removed
+
+    def snapshot(self) -> EngineSnapshot:
+        """Every partition's live rows (removed customers' left out) right now, and which
+        partitions changed since they were built: what a rebuild or `export` works from."""
         with self._lock:
             self._check_open()
             stores = {k: (p, p.rows.rows) for k, p in self._stores.items()}
@@ -550,17 +645,26 @@ class RecognitionEngine:
             removed = np.fromiter(self._removed, np.int64, len(self._removed))
         cutoff = self.settings.exact_max_size
         plans: list[_Plan] = []
-        live: dict[int, Rows] = {}
+        live: dict[int, list[Rows]] = {}
+        purged_of: dict[int, int] = {}
         for key, (part, rows) in sorted(stores.items()):
-            dead = np.isin(rows.labels.customer_ids, removed) if len(removed) else None
-            purged = int(dead.sum()) if dead is not None else 0
-            live[key] = rows.take(np.flatnonzero(~dead)) if dead is not None and purged else rows
-            plans.append(self._plan_one(("store", key), part, rows, [live[key]], purged, cutoff))
+            blocks = []
+            for block in part.master(rows):
+                dead = np.isin(block.labels.customer_ids, removed) if len(removed) else None
+                purged = int(dead.sum()) if dead is not None else 0
+                purged_of[key] = purged_of.get(key, 0) + purged
+                blocks.append(
+                    block.take(np.flatnonzero(~dead)) if dead is not None and purged else block
+                )
+            live[key] = [b for b in blocks if b.count]
+            plans.append(
+                self._plan_one(("store", key), part, rows, live[key], purged_of.get(key, 0), cutoff)
+            )
 
         def group(members: Iterable[int]) -> tuple[list[Rows], int]:
             keys = [s for s in members if s in live]
-            purged = sum(stores[s][1].count - live[s].count for s in keys)
-            return [live[s] for s in keys], purged
+            purged = sum(purged_of.get(s, 0) for s in keys)
+            return [b for s in keys for b in live[s]], purged
 
         for key, (part, rows) in sorted(regions.items()):
             blocks, purged = group(s for s, r in store_region.items() if r == key)
@@ -569,7 +673,7 @@ class RecognitionEngine:
             blocks, purged = group(sorted(live))
             part, rows = everyone
             plans.append(self._plan_one(("global", 0), part, rows, blocks, purged, cutoff))
-        return plans, len(removed)
+        return EngineSnapshot(plans, len(removed), store_region)
 
     @staticmethod
     def _plan_one(
@@ -599,7 +703,7 @@ class RecognitionEngine:
             else None
         )
         if level == "store":  # the master copy: every row, indexed or not
-            (block,) = plan.blocks
+            block = Rows.concat(plan.blocks, dim) if len(plan.blocks) != 1 else plan.blocks[0]
             spare = max(64, block.count // 8)
             indexed = block.count if annoy is not None else 0
             return _Partition(name, ExactBuffer(dim, block, spare), annoy, indexed)
@@ -644,6 +748,140 @@ class RecognitionEngine:
             return self._regions.get(key)
         return self._global
 
+    # ----------------------------------------------------------------------------- versions
+
+    def export(self, snapshot: EngineSnapshot, writer: VersionWriter) -> ExportedIndex:
+        """Write `snapshot` into a version being written: the live rows of every store (in
+        ascending store id) and an Annoy file per partition too big to search exactly. An
+        index unchanged since the version this engine maps is hard-linked, not built again.
+        Runs outside every lock (searches and adds go on meanwhile)."""
+        dim = self.settings.dim
+        stores = [plan for plan in snapshot.plans if plan.key[0] == "store" and plan.live]
+        total = sum(plan.live for plan in stores)
+        shapes = {"vectors": (total, dim)}
+        arrays = {
+            name: writer.array(f"rows.{name}", shapes.get(name, (total,)), dtype)
+            for name, dtype in ROW_DTYPES.items()
+        }
+        entries: list[StoreEntry] = []
+        at = 0
+        for plan in stores:
+            start = at
+            for block in plan.blocks:
+                for name, values in row_columns(block).items():
+                    arrays[name][at : at + block.count] = values
+                at += block.count
+            region = snapshot.store_region[plan.key[1]]
+            entries.append(
+                StoreEntry(store=plan.key[1], region=region, start=start, stop=at, annoy=None)
+            )
+        for array in arrays.values():
+            array.flush()
+        del arrays
+        files: dict[tuple[str, int], str] = {}
+        built = linked = 0
+        for plan in snapshot.plans:
+            if not plan.want_annoy:
+                continue
+            name = plan.part.name
+            old = plan.part.annoy
+            if (
+                not plan.changed
+                and old is not None
+                and old.path is not None
+                and writer.link(name, old.path)
+            ):
+                linked += 1
+            else:
+                began = time.perf_counter()
+                write_index(plan.blocks, self.settings, writer.annoy_path(name))
+                built += 1
+                log.debug(
+                    "recognition_index_written",
+                    partition=name,
+                    samples=plan.live,
+                    seconds=round(time.perf_counter() - began, 2),
+                )
+            files[plan.key] = f"{name}{INDEX_SUFFIX}"
+        with self._lock:
+            self._annoy_built += built
+            self._removed_purged = snapshot.removed
+        regions = sorted(key for level, key in (p.key for p in snapshot.plans) if level == "region")
+        return ExportedIndex(
+            stores=tuple(
+                e.model_copy(update={"annoy": files.get(("store", e.store))}) for e in entries
+            ),
+            regions=tuple(RegionEntry(region=r, annoy=files.get(("region", r))) for r in regions),
+            global_annoy=files.get(("global", 0)),
+            samples=total,
+            removed_customers=snapshot.removed,
+            annoy_built=built,
+            annoy_linked=linked,
+        )
+
+    def adopt(self, version: MappedVersion) -> dict[int, Rows]:
+        """Serve from a mapped index version from now on.
+
+        Every partition becomes the version's (its rows and Annoy indexes memory-mapped, shared
+        with every process mapping the same files) plus an exact buffer of the samples this
+        engine holds that the version does not (added after its builder's snapshot); those it
+        holds are dropped from the buffers. Removed customers stay removed: the version left
+        out those removed before its snapshot, and the tombstones cover the rest. Returns the
+        samples kept in the buffers, per store.
+        """
+        if version.manifest.settings.dim != self.settings.dim:
+            raise ValueError(f"index version {version.number} holds rows of another length")
+        dim = self.settings.dim
+        mapped = _MappedPartitions.of(version, self.settings.region_level == "index")
+        with self._lock:
+            self._check_open()
+            if any(p.exact_from for p in self._all()):
+                raise RuntimeError("an engine rebuilt in place cannot adopt an index version")
+            kept = self._beyond(version)
+            self._store_region.update(version.store_regions)
+            stores: dict[int, _Partition] = {}
+            for store in sorted(mapped.stores.keys() | kept.keys()):
+                base, annoy = mapped.stores.get(store, (None, None))
+                stores[store] = _Partition(
+                    f"store-{store}", ExactBuffer(dim, kept.get(store)), annoy, 0, base
+                )
+            regions: dict[int, _Partition] = {}
+            if self.settings.region_level == "index":
+                in_region = {self._store_region[s] for s in kept}
+                for region in sorted(mapped.regions.keys() | in_region):
+                    base, annoy = mapped.regions.get(region, (None, None))
+                    own = [r for s, r in sorted(kept.items()) if self._store_region[s] == region]
+                    buffer = ExactBuffer(dim, Rows.concat(own, dim))
+                    regions[region] = _Partition(f"region-{region}", buffer, annoy, 0, base)
+            everyone = ExactBuffer(dim, Rows.concat([r for _, r in sorted(kept.items())], dim))
+            base, annoy = mapped.everyone
+            self._stores = stores
+            self._regions = regions
+            self._global = _Partition("global", everyone, annoy, 0, base)
+            self._version = version.number
+            self._adopted += 1
+        log.debug(
+            "recognition_version_adopted",
+            version=version.number,
+            samples_mapped=version.rows.count,
+            samples_buffered=sum(r.count for r in kept.values()),
+        )
+        return kept
+
+    def _beyond(self, version: MappedVersion) -> dict[int, Rows]:
+        """Per store, the buffered rows `version` does not hold, removed customers' left out
+        (under the lock)."""
+        removed = np.fromiter(self._removed, np.int64, len(self._removed))
+        kept: dict[int, Rows] = {}
+        for store, part in self._stores.items():
+            rows = part.rows.rows
+            keep = ~version.manifest.mark.holds(rows.labels.sample_ids)
+            if len(removed):
+                keep &= ~np.isin(rows.labels.customer_ids, removed)
+            if keep.any():
+                kept[store] = rows if keep.all() else rows.take(np.flatnonzero(keep))
+        return kept
+
     # ----------------------------------------------------------------------------- the rest
 
     def stats(self) -> dict[str, int | float]:
@@ -655,8 +893,9 @@ class RecognitionEngine:
             pending_removals = removed - self._removed_purged
         cutoff = self.settings.exact_max_size
         pending = [p.pending(rows, cutoff) for p, rows in parts]
+        mapped = [p.base for p, _ in parts if p.base is not None]
         return {
-            "samples": sum(rows.count for _, rows in stores),
+            "samples": sum(rows.count + (p.base.count if p.base else 0) for p, rows in stores),
             "removed_customers": removed,  # ever: removed ids stay retired
             "removals_pending": pending_removals,  # removed since the last rebuild's start
             "stores": len(self._stores),
@@ -666,12 +905,16 @@ class RecognitionEngine:
             "annoy_items": sum(p.annoy.n_items for p, _ in parts if p.annoy is not None),
             "buffered_max": max(pending, default=0),
             "index_bytes": sum(p.annoy.disk_bytes for p, _ in parts if p.annoy is not None),
-            "memory_bytes": sum(
-                p.rows.capacity_bytes + (p.annoy.nbytes if p.annoy is not None else 0)
-                for p, _ in parts
+            "memory_bytes": sum(p.own_bytes() for p, _ in parts),  # this process's own
+            "mapped_bytes": sum(  # rows of a version, shared with the other processes mapping it
+                rows.nbytes for rows in mapped if isinstance(rows.vectors, np.memmap)
             ),
             "rebuilds": self._rebuilds,
             "last_rebuild_seconds": self._last_rebuild_seconds,
+            "annoy_builds": self._annoy_built,  # Annoy indexes built by this process, ever
+            "index_version": self._version,  # the version mapped (0: none)
+            "versions_adopted": self._adopted,
+            "unpublished": sum(rows.count for _, rows in stores),  # samples beyond the version
         }
 
     def close(self, *, remove_files: bool = False) -> None:
@@ -722,6 +965,46 @@ class RecognitionEngine:
             raise ValueError(f"{name} must have shape (n, {self.settings.dim}), got {values.shape}")
         if not np.isfinite(values).all():
             raise ValueError(f"{name} contains NaN or infinite values")
+
+
+_Mapped = tuple[Rows | None, AnnoyPartition | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _MappedPartitions:
+    """A version's partitions, each as (rows searched exactly or None, Annoy index or None)."""
+
+    stores: dict[int, _Mapped]
+    regions: dict[int, _Mapped]
+    everyone: _Mapped
+
+    @staticmethod
+    def of(version: MappedVersion, with_regions: bool) -> _MappedPartitions:
+        manifest = version.manifest
+        stores: dict[int, _Mapped] = {}
+        for entry in manifest.stores:
+            base = version.store_rows(entry)
+            stores[entry.store] = (base, _mapped_annoy(version, entry.annoy, base.labels))
+        regions: dict[int, _Mapped] = {}
+        for region in manifest.regions if with_regions else ():
+            members = [version.store_rows(e) for e in manifest.stores if e.region == region.region]
+            dim = manifest.settings.dim
+            if region.annoy is None:
+                regions[region.region] = (Rows.concat(members, dim), None)
+            else:
+                labels = Labels.concat([m.labels for m in members])
+                regions[region.region] = (None, _mapped_annoy(version, region.annoy, labels))
+        annoy = _mapped_annoy(version, manifest.global_annoy, version.rows.labels)
+        everyone = version.rows if annoy is None and version.rows.count else None
+        return _MappedPartitions(stores, regions, (everyone, annoy))
+
+
+def _mapped_annoy(
+    version: MappedVersion, name: str | None, labels: Labels
+) -> AnnoyPartition | None:
+    if name is None:
+        return None
+    return AnnoyPartition(version.annoy[name], labels, version.annoy_path(name))
 
 
 def _as_dict(report: RebuildReport) -> dict[str, int | float]:

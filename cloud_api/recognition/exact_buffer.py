@@ -9,6 +9,7 @@ immutable view while later appends write past its end or into freshly grown arra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -113,6 +114,33 @@ class Rows:
         self.sq_norms[at:end] = new.sq_norms
         for mine, theirs in zip(self.labels.columns(), new.labels.columns(), strict=True):
             mine[at:end] = theirs
+
+
+#: The columns of `Rows`, by name, with their types: how an index version stores rows.
+ROW_DTYPES: dict[str, type[np.generic]] = {
+    "vectors": np.float32,
+    "sq_norms": np.float32,
+    "sample_ids": np.int64,
+    "customer_ids": np.int64,
+    "regions": np.int64,
+    "genders": np.int8,
+    "bands": np.int8,
+}
+
+
+_LABELS = ("sample_ids", "customer_ids", "regions", "genders", "bands")
+
+
+def row_columns(rows: Rows) -> dict[str, NDArray[np.generic]]:
+    """`rows` as named columns (see ROW_DTYPES)."""
+    columns = dict(zip(_LABELS, rows.labels.columns(), strict=True))
+    return {"vectors": rows.vectors, "sq_norms": rows.sq_norms, **columns}
+
+
+def rows_from_columns(columns: dict[str, NDArray[Any]]) -> Rows:
+    """The inverse of `row_columns` (no copy: memory-mapped columns stay mapped)."""
+    labels = Labels(*(columns[name] for name in _LABELS))
+    return Rows(columns["vectors"], columns["sq_norms"], labels)
 
 
 def make_rows(vectors: F32, labels: Labels) -> Rows:

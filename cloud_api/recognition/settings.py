@@ -79,6 +79,6 @@ class EngineSettings(BaseModel):
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Annoy's random seed (reproducible)")
     prefault: bool = Field(
         False,
-        description="read whole index files into memory when loading them instead of paging "
-        "them in on demand",
+        description="read whole index files (an index version's arrays too) into memory when "
+        "loading them instead of paging them in on demand",
     )

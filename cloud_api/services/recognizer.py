@@ -1,10 +1,21 @@
 """The database-backed recogniser: the gallery's indexes and templates kept in step with the DB.
 
-The database is the source of truth. At start the engine is loaded from `face_samples`; after
-that every process polls for samples and deletions it has not seen (its own included, so there
-is one path for all of them), which is how a customer enrolled through one API process is
-recognised through another within `sync_interval_s`. Samples are read with a look-back window
-below the high-water mark, because ids from concurrent transactions can commit out of order.
+The database is the source of truth. Every process polls it for samples and deletions it has
+not seen (its own included, so there is one path for all of them), which is how a customer
+enrolled through one API process is recognised through another within `sync_interval_s`.
+Samples and deletions are read with a look-back window below the high-water marks, because ids
+from concurrent transactions can commit out of order.
+
+Index versions (`cloud_api.recognition.index_versions`): with an index directory, the indexes
+are not built by every process. One process per directory, the holder of its build lock (the
+`storesight-cloud indexer`, or the first `serve` process to take it), builds them into a
+version, published with the database marks it holds (`SyncMark`). Every process maps the
+newest version read-only and reads from the database only what lies beyond its marks: a
+process starting with a version serves within seconds. `refresh` moves to a newer version
+without a restart, dropping from the exact buffers what the version now holds; deletions read
+after the version's mark stay applied as tombstones on top of it, so a deleted customer never
+comes back. Without an index directory (`versions=None`), the process loads every sample and
+rebuilds its own indexes (`maintain`), as a lone process does in tests and evaluations.
 """
 
 from __future__ import annotations
@@ -21,11 +32,21 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.db.models import CustomerDeletion, FaceSample
+from cloud_api.db.models import CustomerDeletion, FaceSample, utcnow
 from cloud_api.db.session import checkpoint_wal
 from cloud_api.recognition import EngineSettings, Gender, RecognitionEngine, SampleMeta, age_band
 from cloud_api.recognition.gallery import Decision, Gallery, Shot, Visit
+from cloud_api.recognition.index_versions import (
+    IndexDirectory,
+    IndexSettings,
+    Manifest,
+    MappedVersion,
+    SyncMark,
+    builder_name,
+    writing,
+)
 from cloud_api.recognition.policy import DecisionPolicy
+from cloud_api.recognition.templates import TemplateTable
 from contract import Embedding
 
 log = structlog.get_logger(__name__)
@@ -65,16 +86,24 @@ class Recognizer:
         policy: DecisionPolicy,
         index_dir: Path | None,
         settings: EngineSettings | None = None,
+        versions: IndexDirectory | None = None,
     ) -> None:
         self._factory = factory
-        self.engine = RecognitionEngine(settings or EngineSettings(), index_dir)
+        settings = settings or EngineSettings()
+        # With index versions, indexes are only ever built into a version: no files of its own.
+        self.engine = RecognitionEngine(settings, index_dir if versions is None else None)
         self.gallery = Gallery(self.engine, policy)
+        self.versions = versions
+        self._index_settings = IndexSettings.of(settings, policy.verified_weight)
         self._sync_lock = threading.Lock()
         self._high_sample_id = 0
         self._recent_ids: set[int] = set()
         self._high_deletion_id = 0
+        self._recent_deletion_ids: set[int] = set()
         self._synced_from = 0  # monotonic_ns when the last completed sync started
         self._last_rebuild = time.monotonic()
+        self._version = 0  # the index version mapped
+        self.published = 0  # index versions this process built
         self._loaded = False
 
     @property
@@ -86,19 +115,40 @@ class Recognizer:
     def policy(self) -> DecisionPolicy:
         return self.gallery.policy
 
+    @property
+    def version(self) -> int:
+        """The index version mapped (0: none)."""
+        return self._version
+
     # ---- keeping in step with the database ----------------------------------------------
 
     def load(self) -> int:
-        """Read every stored sample into the engine (start-up); returns how many."""
+        """Start-up: map the newest index version, if there is one, and read the samples and
+        deletions beyond it (without one: every stored sample); returns how many samples were
+        read from the database."""
+        started = time.perf_counter()
+        version = (
+            self.versions.open_newest(self._index_settings) if self.versions is not None else None
+        )
         with self._sync_lock, self._factory() as session:
-            self._high_deletion_id = (
-                session.scalar(
-                    select(CustomerDeletion.id).order_by(CustomerDeletion.id.desc()).limit(1)
+            if version is not None:
+                self._adopt(version)
+            else:
+                self._high_deletion_id = (
+                    session.scalar(
+                        select(CustomerDeletion.id).order_by(CustomerDeletion.id.desc()).limit(1)
+                    )
+                    or 0
                 )
-                or 0
-            )
+                self._recent_deletion_ids = set(
+                    session.scalars(
+                        select(CustomerDeletion.id).where(
+                            CustomerDeletion.id > self._high_deletion_id - LOOK_BACK_IDS
+                        )
+                    )
+                )
             total = 0
-            last = 0
+            last = self._high_sample_id
             while True:
                 rows = session.scalars(
                     select(FaceSample)
@@ -112,8 +162,17 @@ class Recognizer:
                 last = rows[-1].id
                 total += len(rows)
             self._high_sample_id = last
+            if version is not None:  # the gaps below its mark, and the deletions after it
+                added, _ = self._sync(session)
+                total += added
             self._loaded = True
-        log.info("recognizer_loaded", samples=total)
+        log.info(
+            "recognizer_loaded",
+            samples=total,
+            index_version=self._version,
+            samples_mapped=version.rows.count if version is not None else 0,
+            seconds=round(time.perf_counter() - started, 3),
+        )
         return total
 
     def sync(self) -> tuple[int, int]:
@@ -136,8 +195,7 @@ class Recognizer:
         # Unseen rows: above the newest id read, or the gaps below it within the look-back
         # (ids a concurrent transaction took and had not committed when it was last read).
         high = self._high_sample_id
-        low = max(0, high - LOOK_BACK_IDS)
-        gaps = [i for i in range(low + 1, high + 1) if i not in self._recent_ids]
+        gaps = _gaps(high, self._recent_ids)
         fresh = list(
             session.scalars(
                 select(FaceSample).where(FaceSample.id > high).order_by(FaceSample.id)
@@ -152,14 +210,27 @@ class Recognizer:
             self._high_sample_id = max(high, fresh[-1].id)
         floor = self._high_sample_id - LOOK_BACK_IDS
         self._recent_ids = {i for i in self._recent_ids if i > floor}
-        deletions = session.scalars(
-            select(CustomerDeletion)
-            .where(CustomerDeletion.id > self._high_deletion_id)
-            .order_by(CustomerDeletion.id)
-        ).all()
+        # Deletions likewise: one committed late must still reach every process.
+        high = self._high_deletion_id
+        late = _gaps(high, self._recent_deletion_ids)
+        deletions = list(
+            session.scalars(
+                select(CustomerDeletion)
+                .where(CustomerDeletion.id > high)
+                .order_by(CustomerDeletion.id)
+            ).all()
+        )
+        for start in range(0, len(late), 500):
+            chunk = late[start : start + 500]
+            deletions += session.scalars(
+                select(CustomerDeletion).where(CustomerDeletion.id.in_(chunk))
+            ).all()
         for deletion in deletions:
             self.gallery.remove(deletion.customer_id)
-            self._high_deletion_id = deletion.id
+            self._recent_deletion_ids.add(deletion.id)
+            self._high_deletion_id = max(self._high_deletion_id, deletion.id)
+        floor = self._high_deletion_id - LOOK_BACK_IDS
+        self._recent_deletion_ids = {i for i in self._recent_deletion_ids if i > floor}
         return len(fresh), len(deletions)
 
     def _add_rows(self, rows: Iterable[FaceSample]) -> None:
@@ -202,19 +273,135 @@ class Recognizer:
                     log.warning("sample_not_indexed", sample=row.id, reason=str(error))
         self._recent_ids.update(r.id for r in rows)
 
-    def maintain(self, *, max_age_s: float) -> None:
-        """Rebuild the indexes when a buffer outgrew its limit, when `max_age_s` passed since
-        the last rebuild and there is something to fold in, or at once when customers were
-        deleted since the last rebuild: their descriptors leave the index files, and (SQLite)
-        the deleted rows leave the write-ahead log, without waiting for the next period."""
-        now = time.monotonic()
+    # ---- index versions ------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Move to a newer published index version, if there is one (whether it did)."""
+        if self.versions is None:
+            return False
+        version = self.versions.open_newest(self._index_settings, newer_than=self._version)
+        if version is None:
+            return False
+        with self._sync_lock:
+            return self._adopt(version)
+
+    def _adopt(self, version: MappedVersion) -> bool:
+        """Serve from `version` (under the sync lock); what it holds leaves the buffers and
+        the sync marks take in what it read."""
+        if version.number <= self._version:
+            return False
+        started = time.perf_counter()
+        buffered = self.gallery.adopt(version)
+        mark = version.manifest.mark
+        high = max(self._high_sample_id, mark.high_sample_id)
+        floor = high - LOOK_BACK_IDS
+        held = set(range(max(floor, 0) + 1, mark.high_sample_id + 1)) - set(mark.sample_gaps)
+        self._recent_ids = {i for i in self._recent_ids | held if i > floor}
+        self._high_sample_id = high
+        if not self._loaded:  # starting: the version's deletions are this process's
+            self._high_deletion_id = mark.high_deletion_id
+            window = range(
+                max(0, mark.high_deletion_id - LOOK_BACK_IDS) + 1, mark.high_deletion_id + 1
+            )
+            self._recent_deletion_ids = set(window) - set(mark.deletion_gaps)
+        self._version = version.number
+        log.info(
+            "index_version_mapped",
+            version=version.number,
+            samples_mapped=version.rows.count,
+            samples_buffered=buffered,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return True
+
+    def publish_due(self, *, max_age_s: float) -> str | None:
+        """Why this builder should publish a version now, or None: none mapped yet, a
+        deletion since the last one (the deleted descriptors leave the files at once), more
+        samples beyond it than `rebuild_buffer_limit`, or some for `max_age_s`."""
         stats = self.engine.stats()
-        deleted = stats["removals_pending"] > 0
-        stale = now - self._last_rebuild >= max_age_s and stats["buffered_max"] > 0
-        if self.engine.rebuild_due() or stale or deleted:
-            report = self.engine.rebuild()
-            self._last_rebuild = time.monotonic()
-            log.info("index_rebuilt", report=str(report))
+        unpublished = int(stats["unpublished"])
+        if not self._version:
+            return "no version"
+        if stats["removals_pending"] > 0:
+            return "deletions"
+        if unpublished > self.engine.settings.rebuild_buffer_limit:
+            return "buffer full"
+        if unpublished and time.monotonic() - self._last_rebuild >= max_age_s:
+            return "age"
+        return None
+
+    def publish(self) -> Manifest:
+        """Build a version from what this process holds now, publish it and map it (the
+        holder of the directory's build lock only). Searches, syncs and deletions go on
+        while it builds; older versions are removed once it is published."""
+        if self.versions is None or not self.versions.building:
+            raise RuntimeError("only the holder of the index directory's build lock publishes")
+        started = time.perf_counter()
+        with self._sync_lock:  # the marks and the snapshot describe the same rows
+            mark = self._mark()
+            snapshot, table = self.gallery.snapshot()
+        log.info(
+            "index_version_building",
+            samples=sum(p.live for p in snapshot.plans if p.key[0] == "store"),
+            annoy_indexes=sum(p.want_annoy for p in snapshot.plans),
+        )
+        with writing(self.versions) as writer:
+            exported = self.engine.export(snapshot, writer)
+            for name in TemplateTable.ARRAYS:
+                writer.save(f"templates.{name}", getattr(table, name))
+            manifest = Manifest.model_validate(
+                {
+                    "version": writer.number,
+                    "created_at": utcnow(),
+                    "builder": builder_name(),
+                    "settings": self._index_settings,
+                    "mark": mark,
+                    "customers": len(table),
+                    "build_seconds": round(time.perf_counter() - started, 3),
+                    **exported.fields(),
+                }
+            )
+            writer.commit(manifest)
+        self.published += 1
+        self._last_rebuild = time.monotonic()
+        self.refresh()
+        self.versions.prune()
+        shown = {"version", "samples", "customers", "annoy_built", "annoy_linked", "build_seconds"}
+        log.info("index_version_published", **manifest.model_dump(include=shown))
+        return manifest
+
+    def _mark(self) -> SyncMark:
+        return SyncMark(
+            high_sample_id=self._high_sample_id,
+            sample_gaps=tuple(_gaps(self._high_sample_id, self._recent_ids)),
+            high_deletion_id=self._high_deletion_id,
+            deletion_gaps=tuple(_gaps(self._high_deletion_id, self._recent_deletion_ids)),
+        )
+
+    def maintain(self, *, max_age_s: float) -> None:
+        """Keep the indexes fresh. With index versions, the directory's builder publishes one
+        when `publish_due` says so (other processes do nothing here: they `refresh`).
+        Without, the engine is rebuilt in place when a buffer outgrew its limit, when
+        `max_age_s` passed since the last rebuild and there is something to fold in, or at once
+        when customers were deleted since the last rebuild. Either way a deletion's
+        descriptors leave the index files, and (SQLite) the deleted rows leave the
+        write-ahead log, without waiting for the next period."""
+        deleted = self.engine.stats()["removals_pending"] > 0
+        if self.versions is not None:
+            if not self.versions.building:
+                return
+            reason = self.publish_due(max_age_s=max_age_s)
+            if reason is not None:
+                log.info("index_version_due", reason=reason)
+                self.publish()
+        else:
+            now = time.monotonic()
+            stats = self.engine.stats()
+            stale = now - self._last_rebuild >= max_age_s and stats["buffered_max"] > 0
+            if self.engine.rebuild_due() or stale or deleted:
+                report = self.engine.rebuild()
+                self._last_rebuild = time.monotonic()
+                log.info("index_rebuilt", report=str(report))
         if deleted:
             bind = self._factory.kw.get("bind")
             if bind is not None:
@@ -245,8 +432,14 @@ class Recognizer:
         return self.gallery.decide(visit, exclude=exclude)
 
     def close(self, *, remove_files: bool = False) -> None:
-        """Close the engine; with `remove_files`, its index files are deleted too."""
+        """Close the engine; with `remove_files`, its own index files are deleted too (index
+        versions are left to `IndexDirectory.leave`)."""
         self.engine.close(remove_files=remove_files)
+
+
+def _gaps(high: int, seen: set[int]) -> list[int]:
+    """The ids of the look-back window below `high` not read yet."""
+    return [i for i in range(max(0, high - LOOK_BACK_IDS) + 1, high + 1) if i not in seen]
 
 
 def sample_rows(
