@@ -46,7 +46,9 @@ class _CurrentStderr:
 
     def write(self, text: str) -> int:
         if _file_log is not None and text.strip():
-            _file_log.emit(logging.makeLogRecord({"msg": text.rstrip("\n")}))
+            # handle(), not emit(): it holds the handler's lock, so threads logging at once
+            # never roll the file over twice
+            _file_log.handle(logging.makeLogRecord({"msg": text.rstrip("\n")}))
         return sys.stderr.write(text)
 
     def flush(self) -> None:
