@@ -30,15 +30,12 @@ sys.path.insert(0, str(REPO))
 
 from evaluation.data_paths import shared_data_dir  # noqa: E402
 from evaluation.tables import format_table  # noqa: E402
+from installers.build import folder_bytes  # noqa: E402
 
 APP = REPO / "dist" / "storesight-kiosk"
 BUNDLED = APP / "storesight-kiosk"
 SOURCE = [sys.executable, "-m", "kiosk_app.cli"]
 MB = 1e6
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(p.lstat().st_size for p in folder.rglob("*") if not p.is_dir())
 
 
 def largest_parts(folder: Path, count: int = 8) -> list[tuple[str, int]]:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = forbidden_files(APP)
     if problems:
         raise SystemExit("the bundle holds what it must not:\n  " + "\n  ".join(problems))
-    _step(f"bundle ok: {APP} ({_size_mb(APP):.0f} MB on disk)")
+    _step(f"bundle ok: {APP} ({folder_bytes(APP) / 1e6:.0f} MB on disk)")
     if not args.skip_deb and sys.platform.startswith("linux"):
         from installers.deb import build_deb
 
@@ -180,9 +180,9 @@ def _pyinstaller(python: Path, models: list[tuple[Path, str]]) -> None:
     )
 
 
-def _size_mb(folder: Path) -> float:
+def folder_bytes(folder: Path) -> int:
     """Bytes on disk of the folder's files, a link counted once (as the link)."""
-    return sum(p.lstat().st_size for p in folder.rglob("*") if not p.is_dir()) / 1e6
+    return sum(p.lstat().st_size for p in folder.rglob("*") if not p.is_dir())
 
 
 if __name__ == "__main__":
