@@ -55,11 +55,22 @@ WAIT_S = 1.0
 Listener = Callable[[str | None, str], None]
 
 
+#: where a session remembers the channels it notified (`Session.info`)
+_NOTIFIED = "storesight_notified"
+
+
 def notify(session: Session, channel: str, payload: str = "") -> None:
     """Tell every process's feed about a change, when this session's transaction commits
-    (PostgreSQL); nothing on SQLite, whose processes poll."""
+    (PostgreSQL); nothing on SQLite, whose processes poll. Either way the session remembers
+    the channel (`notified`), so its own process can act at once after the commit."""
+    session.info.setdefault(_NOTIFIED, set()).add(channel)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_notify(channel, payload)))
+
+
+def notified(session: Session) -> frozenset[str]:
+    """The channels `notify` was called with in this session."""
+    return frozenset(session.info.get(_NOTIFIED, ()))
 
 
 def listen_connection(database_url: str, connect_timeout_s: float) -> psycopg.Connection[TupleRow]:

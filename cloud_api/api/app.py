@@ -130,7 +130,13 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
             services.recognizer.sync,
             min_gap_s=settings.sync_interval_s,
         )
-        feed.subscribe((SAMPLES, DELETIONS), lambda _channel, _payload: index_sync.wake())
+        services.recognizer.follow(lambda: feed.live)
+
+        def samples_changed(_channel: str | None, _payload: str) -> None:
+            services.recognizer.heard()
+            index_sync.wake()
+
+        feed.subscribe((SAMPLES, DELETIONS), samples_changed)
         alert_hub = AlertHub(
             services.sessions, feed, poll_interval_s=settings.alert_poll_interval_s
         )

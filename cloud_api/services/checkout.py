@@ -58,25 +58,24 @@ def stored_answer(session: Session, caller: Caller, key: str) -> CheckoutRespons
 
 
 def checkout(services: Services, caller: Caller, request: CheckoutRequest) -> CheckoutResponse:
-    with services.sessions() as session:
-        previous = stored_answer(session, caller, request.idempotency_key)
-    if previous is not None:
-        log.info("checkout_replayed", device=caller.device_id, key=request.idempotency_key)
-        return previous
-
+    """A replay (the same device and key again) is found by the receipt's unique constraint
+    when the receipt is inserted, not by a read before every checkout: its transaction is
+    rolled back, so nothing it did is kept, and the first answer is returned."""
     demographics = services.estimate(request.face_crop)
-    services.recognizer.sync()  # everything committed so far, by any process
+    services.recognizer.catch_up()  # everything other processes committed and announced
     try:
         with services.sessions() as session, session.begin():
             answer = _record(session, services, caller, request, demographics)
+        enrolled = change_feed.SAMPLES in change_feed.notified(session)
     except IntegrityError:
         with services.sessions() as session:
             previous = stored_answer(session, caller, request.idempotency_key)
         if previous is None:
             raise
-        log.info("checkout_race_lost", device=caller.device_id, key=request.idempotency_key)
+        log.info("checkout_replayed", device=caller.device_id, key=request.idempotency_key)
         return previous
-    services.recognizer.sync()  # this checkout's new faces are searchable from now on
+    if enrolled:
+        services.recognizer.sync()  # this checkout's new faces are searchable from now on
     log.info(
         "checkout",
         device=caller.device_id,
@@ -142,6 +141,7 @@ def _record(
             status=status,
             distance=verdict.distance() if status == "returning" else None,
             demographics=demographics,
+            currency=receipt.currency,  # the customer's latest receipt is this one
         )
     elif status == "possible_member":
         assert verdict.candidate is not None
@@ -214,8 +214,8 @@ def new_customer(
     _update_demographics(customer, demographics)
     session.add(customer)
     session.flush()
-    if shots:
-        enrol(session, services, customer, shots, context)
+    if shots:  # no samples yet: nothing to count
+        _add_samples(session, services, customer, shots, context, have=0)
     return customer
 
 
@@ -291,6 +291,20 @@ def enrol(
         )
         or 0
     )
+    _add_samples(session, services, customer, embeddings, context, have=have, verified=verified)
+
+
+def _add_samples(
+    session: Session,
+    services: Services,
+    customer: Customer,
+    embeddings: list[Embedding],
+    context: QueryContext,
+    *,
+    have: int,
+    verified: bool = False,
+) -> None:
+    """The best of `embeddings` as samples of a customer who has `have` already."""
     room = services.settings.max_samples_per_customer - have
     if room <= 0:
         return

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +101,11 @@ class Recognizer:
         self._high_deletion_id = 0
         self._recent_deletion_ids: set[int] = set()
         self._synced_from = 0  # monotonic_ns when the last completed sync started
+        # change feed: announcements heard, and how many had been when the last completed
+        # sync started; `catch_up` reads nothing while the feed is live and quiet
+        self._feed_live: Callable[[], bool] | None = None
+        self._heard = 0
+        self._heard_at_sync = -1
         self._last_rebuild = time.monotonic()
         self._version = 0  # the index version mapped
         self.published = 0  # index versions this process built
@@ -175,6 +180,26 @@ class Recognizer:
         )
         return total
 
+    def follow(self, live: Callable[[], bool]) -> None:
+        """Let a change feed spare reads: `live` says whether its notifications arrive now;
+        the feed calls `heard` for each one about samples or deletions and whenever its state
+        changes."""
+        self._feed_live = live
+
+    def heard(self) -> None:
+        """The change feed announced samples or deletions (or connected, or lost its
+        connection): the next `catch_up` reads."""
+        self._heard += 1
+
+    def catch_up(self) -> tuple[int, int]:
+        """`sync`, unless a live change feed has announced nothing since the last sync began:
+        then everything other processes committed before their announcement was heard has
+        been read, and there is nothing to ask the database (the request path's sync: one
+        process's own commits are synced by the request that made them)."""
+        if self._feed_live is not None and self._feed_live() and self._heard == self._heard_at_sync:
+            return 0, 0
+        return self.sync()
+
     def sync(self) -> tuple[int, int]:
         """Apply samples and deletions committed since the last sync (by any process).
 
@@ -185,10 +210,12 @@ class Recognizer:
         with self._sync_lock:
             if self._synced_from > asked:
                 return 0, 0
+            heard = self._heard
             began = time.monotonic_ns()
             with self._factory() as session:
                 counts = self._sync(session)
             self._synced_from = began
+            self._heard_at_sync = heard
             return counts
 
     def _sync(self, session: Session) -> tuple[int, int]:

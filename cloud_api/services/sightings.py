@@ -31,7 +31,7 @@ def sighting(services: Services, caller: Caller, request: SightingRequest) -> Si
     if caller.device_kind != "entrance":
         raise Forbidden("only entrance devices report sightings")
     demographics = services.estimate(request.face_crop)
-    services.recognizer.sync()
+    services.recognizer.catch_up()
     now = utcnow()
     with services.sessions() as session, session.begin():
         verdict = judge_face(session, services, caller, request.embeddings, demographics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 from typing import Literal
 
@@ -58,7 +59,10 @@ def build_card(
     status: Literal["new", "returning", "possible_member", "unidentified"],
     distance: float | None,
     demographics: Demographics | None,
+    currency: str | None = None,
 ) -> VipCard:
+    """`currency`: the customer's latest receipt's, when the caller has just stored it (read
+    from the database otherwise)."""
     liked = preferences(session, customer.id)
     return VipCard(
         customer_id=customer.id,
@@ -72,7 +76,7 @@ def build_card(
         recommendations=recommendations(session, customer.id, liked),
         demographics=demographics,
         match_distance=round(distance, 4) if distance is not None else None,
-        currency=spend_currency(session, customer.id),
+        currency=currency if currency is not None else spend_currency(session, customer.id),
     )
 
 
@@ -119,24 +123,27 @@ def unidentified_card(demographics: Demographics | None) -> VipCard:
 
 
 def preferences(session: Session, customer_id: int) -> Preferences:
+    """The categories and brands the customer spent most on (ties by name), from one query:
+    spend per (category, brand) pair, summed here per category and per brand."""
     spend = func.sum(LineItem.quantity * LineItem.unit_price)
-    categories = session.execute(
-        select(LineItem.category, spend)
+    pairs = session.execute(
+        select(LineItem.category, LineItem.brand, spend)
         .join(Receipt)
         .where(Receipt.customer_id == customer_id)
-        .group_by(LineItem.category)
-        .order_by(spend.desc(), LineItem.category)
-        .limit(TOP_PREFERENCES)
+        .group_by(LineItem.category, LineItem.brand)
     ).all()
-    brands = session.execute(
-        select(LineItem.brand, spend)
-        .join(Receipt)
-        .where(Receipt.customer_id == customer_id, LineItem.brand != "")
-        .group_by(LineItem.brand)
-        .order_by(spend.desc(), LineItem.brand)
-        .limit(TOP_PREFERENCES)
-    ).all()
-    return Preferences(categories=[c for c, _ in categories], brands=[b for b, _ in brands])
+    by_category: dict[str, Decimal] = defaultdict(Decimal)
+    by_brand: dict[str, Decimal] = defaultdict(Decimal)
+    for category, brand, total in pairs:
+        by_category[category] += total or 0
+        if brand:
+            by_brand[brand] += total or 0
+    return Preferences(categories=_top(by_category), brands=_top(by_brand))
+
+
+def _top(spend: dict[str, Decimal]) -> list[str]:
+    ranked = sorted(spend.items(), key=lambda item: (-item[1], item[0]))
+    return [name for name, _ in ranked[:TOP_PREFERENCES]]
 
 
 def last_visits(session: Session, customer_id: int, store_id: int) -> list[VisitSummary]:
