@@ -282,3 +282,55 @@ def test_a_customer_enrolled_after_the_newest_one_was_deleted_is_found(
         assert _identify(recognizer, [probe, probe], context) == newcomer
     finally:
         recognizer.close()
+
+
+def test_catch_up_reads_only_when_a_live_feed_announced_something(
+    migrated_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The request path's sync: with a live change feed it asks the database nothing until
+    the feed announces samples or deletions; without one (SQLite, a lost connection) it
+    reads every time."""
+    from sqlalchemy import event
+
+    engine = make_engine(migrated_url)
+    sessions = session_factory(engine)
+    with sessions() as session, session.begin():
+        admin.create_region(session, "West")
+        store = admin.create_store(session, "West", "W001", "West One")
+        store_id, region_id = store.id, store.region_id
+    rng = np.random.default_rng(2)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    recognizer = Recognizer(sessions, policy=DecisionPolicy(), index_dir=tmp_path / "index")
+    live = {"now": True}
+    try:
+        recognizer.load()
+        recognizer.follow(lambda: live["now"])
+        assert recognizer.catch_up() == (0, 0)  # the first call reads: no sync began yet
+        statements.clear()
+        recognizer.sync()
+        assert statements, "sync always reads"
+
+        statements.clear()
+        alice = _customer_with_samples(sessions, store_id, region_id, [_unit(rng)])
+        statements.clear()
+        assert recognizer.catch_up() == (0, 0)  # committed, but not announced yet
+        assert statements == []
+        assert not recognizer.knows(alice)
+
+        recognizer.heard()  # the feed delivers the writer's notification
+        assert recognizer.catch_up() == (1, 0)
+        assert recognizer.knows(alice)
+        statements.clear()
+        assert recognizer.catch_up() == (0, 0)
+        assert statements == []
+
+        live["now"] = False  # the LISTEN connection is lost: every call reads again
+        bob = _customer_with_samples(sessions, store_id, region_id, [_unit(rng)])
+        statements.clear()
+        assert recognizer.catch_up() == (1, 0)
+        assert statements
+        assert recognizer.knows(bob)
+    finally:
+        recognizer.close()
