@@ -321,6 +321,22 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK") if total else float("nan")
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time of every PostgreSQL server process on this machine (Linux
+    /proc; NaN where there is none: a remote database)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name.startswith("postgres"):
+            fields = text.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if total else float("nan")
+
+
 def checkout_body(face: Face, rng: np.random.Generator, till: int, n: int) -> bytes:
     shots = []
     for i in range(SHOTS):
@@ -426,6 +442,8 @@ def run_backend(
                 else None
             )
             cpu_before = cpu_seconds(process.pid)
+            postgres_before = postgres_cpu_seconds()
+            tills_before = time.process_time()
             started = time.perf_counter()
             for thread in threads:
                 thread.start()
@@ -441,6 +459,8 @@ def run_backend(
             stop.set()
             window = time.perf_counter() - started
             cpu = cpu_seconds(process.pid) - cpu_before
+            postgres_cpu = postgres_cpu_seconds() - postgres_before
+            tills_cpu = time.process_time() - tills_before
             for thread in threads:
                 thread.join(timeout=60)
             if profiler is not None:
@@ -467,6 +487,10 @@ def run_backend(
         # load-independent: what one checkout costs the API process (all its threads)
         "server_cpu_ms_per_checkout": round(1000 * cpu / max(1, len(latencies)), 1),
         "server_cpu_share": round(cpu / window, 2),  # 1.0 = one core busy all the time
+        # the rest of the machine's CPU per checkout: the database (all of its processes:
+        # includes other databases' work on a shared server) and the simulated tills
+        "postgres_cpu_ms_per_checkout": round(1000 * postgres_cpu / max(1, len(latencies)), 1),
+        "tills_cpu_ms_per_checkout": round(1000 * tills_cpu / max(1, len(latencies)), 1),
         "people_served": len(people.served),
         "index_publish_s": round(index_s, 1),
     }
@@ -536,9 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(run_backend(backend, workers, faces, args, profile))
     headers = ["backend", "workers", "clients", "enrolled", "checkouts/s", "p50 ms", "p95 ms"]
-    headers += ["p99 ms", "errors", "API CPU ms/checkout", "API cores"]
+    headers += ["p99 ms", "errors", "API CPU ms/checkout", "API cores", "PG CPU ms/checkout"]
+    headers += ["tills CPU ms/checkout"]
     keys = ["backend", "workers", "clients", "enrolled", "checkouts_per_s", "p50_ms", "p95_ms"]
     keys += ["p99_ms", "errors", "server_cpu_ms_per_checkout", "server_cpu_share"]
+    keys += ["postgres_cpu_ms_per_checkout", "tills_cpu_ms_per_checkout"]
     print(format_table(headers, [[row[k] for k in keys] for row in rows]))
     if args.json:
         four = next((r for r in rows if r["backend"] == "postgresql" and r["workers"] == 4), None)
