@@ -22,19 +22,15 @@
    customer) while there are any left.
 4. One row per run (JSON: `runs`, and `postgresql_4_workers` for that run): checkouts/s
    (2xx answers over the timed window), p50/p95/p99
-   latency of those answers, errors (non-2xx answers and transport failures), and the API
-   processes' CPU time per checkout and in cores (Linux).
+   latency of those answers, errors (non-2xx answers and transport failures), and the CPU
+   time per checkout of the API processes, the local PostgreSQL server and the simulated
+   tills (Linux /proc): where the machine's cores go.
 
-Before and after issue 13's load work (2-core development machine with other work running,
-8 clients, 30 s, crops included; the whole table and what changed: README, Measuring):
+Before the API starts, `storesight-cloud indexer --once` publishes the enrolled customers'
+index version (a chain's steady state: no worker builds one in the timed window).
 
-    code    backend     workers  checkouts/s  p50 ms  p95 ms  p99 ms  errors
-    before  sqlite      1        33.3         82      1045    2806    0
-    before  postgresql  1        26.5         288     428     500     0
-    after   sqlite      1        35.6         103     828     1891    0
-    after   postgresql  1        31.8         240     373     409     0
-    after   sqlite      2        55.3         65      583     1409    0
-    after   postgresql  2        52.7         155     220     265     0
+Issue 16's before/after table, what changed and why 200 checkouts/s is out of reach on a
+2-core machine: README, Measuring.
 
 `--profile FILE` records the API process with py-spy (GIL-holding samples: where its CPU
 goes) into FILE-BACKEND as a speedscope profile.
