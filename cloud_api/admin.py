@@ -25,7 +25,10 @@ from cloud_api.security import (
     verify_api_key,
 )
 
-DEVICE_KINDS = ("till", "entrance")
+DEVICE_KINDS = ("till", "entrance", "store_server")
+#: "cloud": the store's devices talk to this service; "store": a store server in the store
+#: keeps faces and receipts and sends head office only aggregates
+STORE_MODES = ("cloud", "store")
 USER_ROLES = ("admin", "head_office", "store_manager")
 STORE_ROLES = ("store_manager",)  # roles that belong to one store
 
@@ -101,8 +104,12 @@ def list_regions(session: Session) -> Sequence[Region]:
 # --- stores ----------------------------------------------------------------------------
 
 
-def create_store(session: Session, region: str | int, code: str, name: str) -> Store:
-    """A new store in `region` (name or id); its code must be unique across all regions."""
+def create_store(
+    session: Session, region: str | int, code: str, name: str, mode: str = "cloud"
+) -> Store:
+    """A new store in `region` (name or id); its code must be unique across all regions.
+    `mode`: see STORE_MODES."""
+    _check_mode(mode)
     code = _text(code, "store code", Store, "code")
     if not _STORE_CODE.fullmatch(code):
         raise AdminError(
@@ -114,9 +121,22 @@ def create_store(session: Session, region: str | int, code: str, name: str) -> S
     existing = session.scalar(select(Store).where(Store.code == code))
     if existing is not None:
         raise AdminError(f"store code {code!r} is already used by store {existing.name!r}")
-    store = Store(region=owner, code=code, name=name)
+    store = Store(region=owner, code=code, name=name, mode=mode)
     session.add(store)
     _flush(session, f"store {code!r}")
+    return store
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in STORE_MODES:
+        raise AdminError(f"unknown store mode {mode!r}: use one of {', '.join(STORE_MODES)}")
+
+
+def set_store_mode(session: Session, code: str, mode: str) -> Store:
+    """Move a store between modes (see the README, "In-store mode", for what moves with it)."""
+    _check_mode(mode)
+    store = get_store(session, code)
+    store.mode = mode
     return store
 
 

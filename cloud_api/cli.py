@@ -134,13 +134,25 @@ def _parser() -> argparse.ArgumentParser:
     store.add_argument("--region", required=True, help="region name or id")
     store.add_argument("--code", required=True, help="unique store code, e.g. LON-001")
     store.add_argument("--name", required=True)
+    store.add_argument(
+        "--in-store",
+        action="store_true",
+        help="the store runs its own store server: faces stay there, aggregates come here",
+    )
     store.set_defaults(handler=_create_store)
+
+    mode = actions.add_parser(
+        "set-store-mode", parents=[database], help="move a store between cloud and in-store"
+    )
+    mode.add_argument("--store", required=True, help="store code")
+    mode.add_argument("--mode", required=True, choices=["cloud", "store"])
+    mode.set_defaults(handler=_set_store_mode)
 
     device = actions.add_parser(
         "create-device", parents=[database], help="add a till or entrance PC and print its key"
     )
     device.add_argument("--store", required=True, help="store code")
-    device.add_argument("--kind", required=True, metavar="{till,entrance}")
+    device.add_argument("--kind", required=True, metavar="{till,entrance,store_server}")
     device.add_argument("--name", required=True)
     device.set_defaults(handler=_create_device)
 
@@ -384,10 +396,22 @@ def _create_store(args: argparse.Namespace) -> int:
     from cloud_api.admin import create_store
 
     with _admin_session(args) as session:
-        store = create_store(session, args.region, args.code, args.name)
+        mode = "store" if args.in_store else "cloud"
+        store = create_store(session, args.region, args.code, args.name, mode)
         region_name = store.region.name
-    log.info("store_created", store_id=store.id, code=store.code, region=region_name)
+    log.info("store_created", store_id=store.id, code=store.code, region=region_name, mode=mode)
     print(f"created store {store.id}: {store.code} ({store.name}) in region {region_name}")
+    return 0
+
+
+def _set_store_mode(args: argparse.Namespace) -> int:
+    from cloud_api.admin import set_store_mode
+
+    with _admin_session(args) as session:
+        store = set_store_mode(session, args.store, args.mode)
+        code = store.code
+    log.info("store_mode_set", code=code, mode=args.mode)
+    print(f"store {code} is now in {args.mode} mode")
     return 0
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud_api.recognition.policy import DecisionPolicy
@@ -21,6 +21,27 @@ class CloudSettings(BaseSettings):
         env_prefix="STORESIGHT_CLOUD_", env_nested_delimiter="__", extra="forbid"
     )
 
+    mode: Literal["cloud", "store"] = Field(
+        "cloud",
+        description="'cloud': the chain's service; 'store': a store server on a store PC, for "
+        "the one store `store_code`, keeping faces and receipts there and sending head office "
+        "only aggregates (README, In-store mode)",
+    )
+    store_code: str | None = Field(
+        None, max_length=32, description="the store a store server serves (mode = 'store')"
+    )
+    upstream_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="head office's API base URL, where a store server sends its aggregates "
+        "(unset: they wait in the outbox)",
+    )
+    upstream_key: SecretStr | None = Field(
+        None, description="the store's store_server key at head office"
+    )
+    upstream_interval_s: float = Field(
+        30.0, gt=0.0, le=86400.0, description="how often a store server sends what changed"
+    )
     database_url: str = Field(
         f"sqlite:///{DEFAULT_DATA_DIR / 'storesight.db'}",
         description="SQLAlchemy URL; e.g. postgresql://user@127.0.0.1:5432/storesight",
@@ -196,6 +217,16 @@ class CloudSettings(BaseSettings):
         if isinstance(value, dict):
             return EngineSettings.model_validate(value, strict=False)
         return value
+
+    @model_validator(mode="after")
+    def _store_server_needs_its_store(self) -> CloudSettings:
+        if self.mode == "store" and not self.store_code:
+            raise ValueError("mode 'store' needs store_code: the store this server serves")
+        if self.mode == "cloud" and (self.upstream_url or self.store_code):
+            raise ValueError("store_code and upstream_url are for mode 'store' (a store server)")
+        if self.upstream_url and self.upstream_key is None:
+            raise ValueError("upstream_url needs upstream_key: the store's key at head office")
+        return self
 
     def decision_policy(self) -> DecisionPolicy:
         """`recognition`, with `recognition_file`'s fields over it when one is set."""

@@ -440,7 +440,7 @@ class DeviceInfo(_Wire):
 
     device_id: int
     name: str
-    kind: Literal["till", "entrance"]
+    kind: Literal["till", "entrance", "store_server"]
     store_id: int
     store_code: str
     store_name: str

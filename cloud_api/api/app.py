@@ -159,6 +159,13 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
                 "rollups", ROLLUP_INTERVAL_S, lambda: rollups.ensure_fresh(services.sessions)
             ),
         ]
+        if settings.mode == "store":  # a store server: aggregates to head office
+            from cloud_api.upstream.pusher import UpstreamPusher
+
+            pusher = UpstreamPusher(services.sessions, settings)
+            pusher.queue_everything()
+            app.state.upstream = pusher
+            tasks.append(_Periodic("upstream", settings.upstream_interval_s, pusher.push_once))
         feed.start()
         await alert_hub.start()
         for task in tasks:
@@ -200,7 +207,7 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
 
 
 def start_services(settings: CloudSettings) -> Services:
-    sessions = session_factory(open_database(settings))
+    sessions = session_factory(open_database(settings), store_server=settings.mode == "store")
     recognizer = start_recognizer(sessions, settings)
     demographics = None
     if settings.estimate_demographics:

@@ -14,6 +14,9 @@ here, once, by the dependency an endpoint declares (a kind it was not made for i
 | `PUT /v1/customers/{id}/membership`, `DELETE`    | yes  | no       |
 | `GET /v1/stores/{id}/alerts` (own store only)    | yes  | yes      |
 
+A `store_server` key (an in-store store's server, at head office) may only
+`PUT /v1/upstream/days`, which no till or entrance may call.
+
 An entrance camera has nobody to show a customer to and no receipt to bind, so it only counts
 visitors; the staff window follows its store's alerts with either kind of key. Which store's
 and region's data a device may then see is the services' business (`cloud_api.services`).
@@ -34,6 +37,7 @@ from cloud_api.services.errors import Forbidden
 
 TILL = "till"
 ENTRANCE = "entrance"
+STORE_SERVER = "store_server"
 
 
 def services(request: Request) -> Services:
@@ -91,3 +95,4 @@ def require_kind(*kinds: str) -> Callable[[Caller], Caller]:
 TillDep = Annotated[Caller, Depends(require_kind(TILL))]
 EntranceDep = Annotated[Caller, Depends(require_kind(ENTRANCE))]
 AnyDeviceDep = Annotated[Caller, Depends(require_kind(TILL, ENTRANCE))]
+StoreServerDep = Annotated[Caller, Depends(require_kind(STORE_SERVER))]

@@ -12,7 +12,7 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from cloud_api.api.auth import AnyDeviceDep, EntranceDep, ServicesDep, TillDep
+from cloud_api.api.auth import AnyDeviceDep, EntranceDep, ServicesDep, StoreServerDep, TillDep
 from cloud_api.services import (
     alerts,
     checkout,
@@ -23,6 +23,7 @@ from cloud_api.services import (
     timestamps,
 )
 from cloud_api.services.alert_hub import AlertHub
+from cloud_api.upstream import intake
 from contract import (
     CheckoutRequest,
     CheckoutResponse,
@@ -34,6 +35,8 @@ from contract import (
     MembershipRequest,
     SightingRequest,
     SightingResponse,
+    UpstreamAck,
+    UpstreamPush,
 )
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -85,6 +88,13 @@ def post_sighting(body: SightingRequest, who: EntranceDep, svc: ServicesDep) -> 
     """A face at the entrance: count the visitor, recognise, raise a VIP-arrival alert."""
     timestamps.check_recent(svc.settings, "captured_at", body.captured_at)
     return sightings.sighting(svc, who, body)
+
+
+@router.put("/upstream/days", response_model=UpstreamAck, tags=["in-store"])
+def put_upstream_days(body: UpstreamPush, who: StoreServerDep, svc: ServicesDep) -> UpstreamAck:
+    """An in-store store's server sends its days' aggregates (no face, customer or receipt):
+    each replaces what head office holds for that store-day."""
+    return intake.accept(svc, who, body)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])

@@ -93,6 +93,9 @@ class Store(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: "cloud": its tills and cameras talk to this service; "store": a store server in the
+    #: store keeps faces and receipts and sends only aggregates (`cloud_api.upstream`)
+    mode: Mapped[str] = mapped_column(String(8), default="cloud", server_default="cloud")
     region: Mapped[Region] = relationship(back_populates="stores")
 
 
@@ -491,6 +494,17 @@ class RollupDirty(Base):
     __tablename__ = "rollup_dirty"
     store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class UpstreamPending(Base):
+    """A store server's outbox: store-days whose rollups changed since head office last
+    accepted them. `generation` grows at every change, so a day changed again while its push
+    was in flight stays pending."""
+
+    __tablename__ = "upstream_pending"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
 
 
 class RollupState(Base):

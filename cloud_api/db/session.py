@@ -126,8 +126,22 @@ def open_database(settings: CloudSettings) -> Engine:
     )
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, class_=StoreSession, expire_on_commit=False)
+#: `Session.info` key set on every session of a store server (`mode = "store"`)
+STORE_SERVER = "storesight_store_server"
+
+
+def session_factory(engine: Engine, *, store_server: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`. `store_server`: this service is a store's own server (in-store
+    mode), which changes what the report rollups do (`is_store_server`)."""
+    info = {STORE_SERVER: True} if store_server else {}
+    return sessionmaker(engine, class_=StoreSession, expire_on_commit=False, info=info)
+
+
+def is_store_server(session: Session) -> bool:
+    """Whether `session` belongs to a store server: it computes its own store's rollups and
+    queues every changed store-day for head office; head office instead leaves the rollups
+    of its in-store stores (which arrive from their store servers) alone."""
+    return bool(session.info.get(STORE_SERVER))
 
 
 @contextmanager

@@ -65,7 +65,9 @@ from cloud_api.db.models import (
     Store,
     utcnow,
 )
+from cloud_api.db.session import is_store_server
 from cloud_api.reports.common import UNKNOWN, age_band, as_date, day_of, hour_of, not_staff
+from cloud_api.upstream.outbox import mark_pending
 
 log = structlog.get_logger(__name__)
 
@@ -86,12 +88,19 @@ _DAY_TABLES = (
 _process_lock = threading.Lock()
 
 
+#: stores whose rollups arrive from their own store server (head office's view of in-store
+#: stores): head office never recomputes, nor deletes, their rollups
+UPSTREAM_STORES = select(Store.id).where(Store.mode == "store").scalar_subquery()
+
+
 @dataclass(frozen=True)
 class Slice:
-    """One store's day: None for every store / every day (a full rebuild)."""
+    """One store's day: None for every store / every day (a full rebuild). `local_only`:
+    leave out the in-store stores (head office; see UPSTREAM_STORES)."""
 
     store_id: int | None = None
     day: date | None = None
+    local_only: bool = False
 
     def bounds(self) -> tuple[datetime, datetime | None] | None:
         """The day's first instant and the next day's (None after the last day there is)."""
@@ -105,6 +114,8 @@ class Slice:
         conditions: list[ColumnElement[bool]] = []
         if self.store_id is not None:
             conditions.append(store_column == self.store_id)
+        if self.local_only:
+            conditions.append(store_column.not_in(UPSTREAM_STORES))
         bounds = self.bounds()
         if bounds is not None:
             conditions.append(at_column >= bounds[0])
@@ -227,12 +238,17 @@ def _segment_sales(dialect: str, part: Slice) -> Select[Any]:
 
 
 def _store_days(session: Session, dialect: str, part: Slice) -> None:
+    store_server = is_store_server(session)
+    # a store server queues the days it held before (they may empty out) and after
+    changed = _stored_days(session, part) if store_server else set()
     for table in _DAY_TABLES:
         clear = delete(table)
         if part.store_id is not None:
             clear = clear.where(table.store_id == part.store_id)
         if part.day is not None:
             clear = clear.where(table.day == part.day)
+        if part.local_only:
+            clear = clear.where(table.store_id.not_in(UPSTREAM_STORES))
         session.execute(clear)
     traffic = ["store_id", "day", "hour", "visitors", "transactions", "anonymous"]
     sales = ["store_id", "day", "sku", "quantity", "revenue", "receipts"]
@@ -249,6 +265,29 @@ def _store_days(session: Session, dialect: str, part: Slice) -> None:
         (RollupSegmentSales, segment_sales, _segment_sales(dialect, part)),
     ):
         session.execute(insert(table).from_select(columns, query))
+    if store_server:
+        mark_pending(session, changed | _stored_days(session, part))
+
+
+def stored_days(session: Session, store_id: int) -> set[tuple[int, date]]:
+    """Every (store, day) pair the day tables hold for one store."""
+    return _stored_days(session, Slice(store_id))
+
+
+def _stored_days(session: Session, part: Slice) -> set[tuple[int, date]]:
+    """The (store, day) pairs the day tables hold within `part` (a store server's: its
+    changed days, to queue for head office)."""
+    if part.store_id is not None and part.day is not None:
+        return {(part.store_id, part.day)}
+    found: set[tuple[int, date]] = set()
+    for table in _DAY_TABLES:
+        query = select(table.store_id, table.day).distinct()
+        if part.store_id is not None:
+            query = query.where(table.store_id == part.store_id)
+        if part.day is not None:
+            query = query.where(table.day == part.day)
+        found |= _days(session.execute(query))
+    return found
 
 
 # ---- customers' first purchases and buyers -----------------------------------------------
@@ -319,7 +358,9 @@ def _recompute_firsts(session: Session, customers: list[int] | None) -> None:
             session.execute(insert(RollupCustomerFirst).from_select(columns, query))
 
 
-def _buyers(dialect: str, scope: str, scope_id: int | None, day: date | None) -> Select[Any]:
+def _buyers(
+    dialect: str, scope: str, scope_id: int | None, day: date | None, *, local_only: bool = False
+) -> Select[Any]:
     first = RollupCustomerFirst
     purchase_day = day_of(dialect, Receipt.scanned_at)
     key = _scope_key(scope)
@@ -349,6 +390,8 @@ def _buyers(dialect: str, scope: str, scope_id: int | None, day: date | None) ->
     if day is not None:
         part = Slice(None, day)
         query = query.where(part.on(Receipt.store_id, Receipt.scanned_at))
+    if local_only and scope == "store":
+        query = query.where(Receipt.store_id.not_in(UPSTREAM_STORES))
     return query
 
 
@@ -358,12 +401,17 @@ def _recompute_buyers(
     query = delete(RollupBuyers).where(RollupBuyers.scope == scope)
     if scope_id is not None:
         query = query.where(RollupBuyers.scope_id == scope_id)
+    local_only = not is_store_server(session)
+    if scope == "store" and local_only:  # in-store stores' buyers arrive from upstream
+        query = query.where(RollupBuyers.scope_id.not_in(UPSTREAM_STORES))
     if day is not None:
         query = query.where(RollupBuyers.day == day)
     session.execute(query)
     columns = ["scope", "scope_id", "day", "buyers", "new_customers", "returning_customers"]
     session.execute(
-        insert(RollupBuyers).from_select(columns, _buyers(dialect, scope, scope_id, day))
+        insert(RollupBuyers).from_select(
+            columns, _buyers(dialect, scope, scope_id, day, local_only=local_only)
+        )
     )
 
 
@@ -436,10 +484,12 @@ def rebuild(session: Session) -> RefreshStats:
     started = time.perf_counter()
     dialect = _dialect(session)
     receipts, sightings = _high_water(session)
-    if not _isolated(session, "all store-days", lambda: _store_days(session, dialect, Slice())):
+    local_only = not is_store_server(session)
+    everything = Slice(local_only=local_only)
+    if not _isolated(session, "all store-days", lambda: _store_days(session, dialect, everything)):
         # some store-day's data cannot be aggregated: do them one by one, skipping those
         for store_id, day in sorted(_all_store_days(session, dialect)):
-            part = Slice(store_id, day)
+            part = Slice(store_id, day, local_only=local_only)
             _isolated(session, _key(part), lambda p=part: _store_days(session, dialect, p))
     _isolated(session, "first purchases", lambda: _recompute_firsts(session, None))
     for scope in SCOPES:
@@ -497,8 +547,9 @@ def refresh(session: Session) -> RefreshStats:
     _isolated(session, "first purchases", lambda: _recompute_firsts(session, customers))
     regions = dict(session.execute(select(Store.id, Store.region_id)).all())
     scopes: set[tuple[str, int, date]] = set()
+    local_only = not is_store_server(session)
     for store_id, day in sorted(slices):
-        part = Slice(store_id, day)
+        part = Slice(store_id, day, local_only=local_only)
         _isolated(session, _key(part), lambda p=part: _store_days(session, dialect, p))
         scopes |= {("store", store_id, day), ("region", regions[store_id], day), ("chain", 0, day)}
     for scope, scope_id, day in sorted(scopes):
