@@ -99,7 +99,11 @@ class UpstreamPusher:
                         break
                     push = UpstreamPush(days=[read_day(session, s, d) for s, d, _ in batch])
                 try:
-                    response = client.put(PATH, content=push.model_dump_json())
+                    response = client.put(
+                        PATH,
+                        content=push.model_dump_json(),
+                        headers={"Content-Type": "application/json"},
+                    )
                 except httpx.HTTPError as error:
                     reason = f"head office unreachable: {type(error).__name__}"
                     raise UpstreamRefused(reason) from error
