@@ -273,12 +273,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _report(chain: Chain, name: str, store: int, email: str = "head@example.com") -> Any:
+def _report(
+    chain: Chain, name: str, store: int | None, email: str = "head@example.com", **more: Any
+) -> Any:
     with httpx.Client(base_url=chain.head_office, timeout=60) as client:
         signed = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert signed.status_code == 200, signed.text
-        query = {"from": DAYS[0].date().isoformat(), "to": DAYS[-1].date().isoformat()}
-        return client.get(f"/v1/reports/{name}", params={**query, "store": store})
+        query = {"from": DAYS[0].date().isoformat(), "to": DAYS[-1].date().isoformat(), **more}
+        if store is not None:
+            query["store"] = store
+        return client.get(f"/v1/reports/{name}", params=query)
 
 
 def _store_ids(chain: Chain) -> tuple[int, int]:
@@ -330,6 +334,20 @@ def test_in_store_days_at_head_office_equal_the_same_days_in_the_cloud(chain: Ch
     assert [row[1:3] for row in traffic["rows"]] == [[5, 5]] * 3
     basket = _report(chain, "basket", store_id).json()
     assert Decimal(str(basket["summary"]["revenue"])) == store.revenue
+    # the region's and the chain's buyers per day add the in-store store's to head office's
+    # own (its customers are distinct people); the period's buyers of an in-store store are
+    # the sum of its days' (no ids at head office to tell repeat buyers apart)
+    per_store = [row[3] for row in traffic["rows"]]
+    assert sum(per_store) >= 5
+    cloud_rows = _report(chain, "traffic", cloud_id).json()["rows"]
+    assert [row[3] for row in cloud_rows] == per_store
+    with session_factory(make_engine(chain.head_url))() as session:
+        region = admin.get_store(session, "S001").region_id
+    for scope in ({"region": region}, {}):
+        wide = _report(chain, "traffic", None, **scope).json()
+        assert [row[3] for row in wide["rows"]] == [2 * n for n in per_store], scope
+        assert wide["summary"]["transactions"] == 30
+    assert traffic["summary"]["buyers"] == sum(per_store)
 
     # a recomputation at head office leaves the pushed rows alone
     from cloud_api.reports import rollups

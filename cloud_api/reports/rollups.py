@@ -370,7 +370,14 @@ def _buyers(
     )
     scope_key = literal_column("0") if scope == "chain" else key
     query = (
-        select(literal_column(f"'{scope}'"), scope_key, purchase_day, buyers, new, buyers - new)
+        select(
+            literal_column(f"'{scope}'").label("scope"),
+            scope_key.label("scope_id"),
+            purchase_day.label("day"),
+            buyers.label("buyers"),
+            new.label("new_customers"),
+            (buyers - new).label("returning_customers"),
+        )
         .select_from(Receipt)
         .join(Store, Store.id == Receipt.store_id)
         .join(
@@ -392,7 +399,41 @@ def _buyers(
         query = query.where(part.on(Receipt.store_id, Receipt.scanned_at))
     if local_only and scope == "store":
         query = query.where(Receipt.store_id.not_in(UPSTREAM_STORES))
+    if local_only and scope != "store":
+        query = _with_upstream_buyers(query, scope, scope_id, day)
     return query
+
+
+def _with_upstream_buyers(
+    local: Select[Any], scope: str, scope_id: int | None, day: date | None
+) -> Select[Any]:
+    """Head office's region and chain buyers: its own stores' (`local`) plus the in-store
+    stores' day figures as their store servers sent them. Their customers are known only in
+    their store, so they are distinct people, and their first purchase in the store is their
+    first in the region and the chain: the figures add up."""
+    pushed = RollupBuyers
+    key: Any = literal_column("0") if scope == "chain" else Store.region_id
+    upstream = (
+        select(
+            literal_column(f"'{scope}'").label("scope"),
+            key.label("scope_id"),
+            pushed.day,
+            pushed.buyers,
+            pushed.new_customers,
+            pushed.returning_customers,
+        )
+        .select_from(pushed)
+        .join(Store, Store.id == pushed.scope_id)
+        .where(pushed.scope == "store", Store.mode == "store")
+    )
+    if scope_id is not None and scope != "chain":
+        upstream = upstream.where(Store.region_id == scope_id)
+    if day is not None:
+        upstream = upstream.where(pushed.day == day)
+    c = list(union_all(local, upstream).subquery().c)
+    return select(c[0], c[1], c[2], func.sum(c[3]), func.sum(c[4]), func.sum(c[5])).group_by(
+        c[0], c[1], c[2]
+    )
 
 
 def _recompute_buyers(
@@ -585,6 +626,15 @@ def _all_store_days(session: Session, dialect: str) -> set[tuple[int, date]]:
     return found
 
 
+def mark_dirty(session: Session, days: Iterable[tuple[int, date]]) -> None:
+    """These store-days are recomputed at the next refresh (and their region's and the
+    chain's buyers with them)."""
+    known = _days(session.execute(select(RollupDirty.store_id, RollupDirty.day)))
+    for store_id, day in sorted(set(days) - known):
+        session.add(RollupDirty(store_id=store_id, day=day))
+    session.flush()
+
+
 def customers_changed(session: Session, customer_ids: list[int]) -> None:
     """These customers' store-days are recomputed at the next refresh, and their first
     purchases now (call before their receipts are unlinked, when deleting them)."""
@@ -606,11 +656,7 @@ def customers_changed(session: Session, customer_ids: list[int]) -> None:
                 .distinct()
             )
         )
-    marked = session.execute(select(RollupDirty.store_id, RollupDirty.day))
-    known = _days(marked)
-    for store_id, day in sorted(days - known):
-        session.add(RollupDirty(store_id=store_id, day=day))
-    session.flush()
+    mark_dirty(session, days)
     _recompute_firsts(session, customer_ids)
 
 

@@ -14,6 +14,7 @@ from cloud_api.db.models import (
     RollupBuyers,
     RollupTraffic,
     RollupVisitorSegments,
+    Store,
 )
 from cloud_api.reports.common import (
     REPORT_AGE_BANDS,
@@ -78,8 +79,24 @@ def traffic(session: Session, w: Window) -> Table:
         )
     total_visitors = sum(visitors.values())
     total_transactions = sum(transactions.values())
-    distinct_buyers = session.scalar(
-        select(func.count(Receipt.customer_id.distinct())).where(*_purchases(w))
+    distinct_buyers = (
+        session.scalar(select(func.count(Receipt.customer_id.distinct())).where(*_purchases(w)))
+        or 0
+    )
+    # in-store stores send day figures only: their period's buyers are the sum of their days'
+    # (head office has no customer ids to tell a customer buying on two days apart)
+    distinct_buyers += (
+        session.scalar(
+            select(func.coalesce(func.sum(RollupBuyers.buyers), 0))
+            .join(Store, Store.id == RollupBuyers.scope_id)
+            .where(
+                RollupBuyers.scope == "store",
+                Store.mode == "store",
+                w.stores(RollupBuyers.scope_id),
+                w.on_days(RollupBuyers.day),
+            )
+        )
+        or 0
     )
     summary: dict[str, Cell] = {
         "visitors": total_visitors,

@@ -6,6 +6,7 @@ import structlog
 from sqlalchemy import select
 
 from cloud_api.db.models import Store
+from cloud_api.reports import rollups
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Conflict
 from cloud_api.upstream.days import replace_day
@@ -29,6 +30,8 @@ def accept(services: Services, caller: Caller, push: UpstreamPush) -> UpstreamAc
             )
         for day in push.days:
             replace_day(session, store.id, day)
+        # the region's and chain's buyers of those days are recomputed with them
+        rollups.mark_dirty(session, [(store.id, d.day) for d in push.days])
         code = store.code
     log.info("upstream_days_accepted", store=caller.store_id, days=len(push.days))
     return UpstreamAck(store_code=code, days=[d.day for d in push.days])
