@@ -431,6 +431,14 @@ def test_head_office_refuses_days_from_anyone_but_an_in_store_stores_server(chai
     twice = {"days": [{"day": DAYS[0].date().isoformat()}] * 2}
     refused = httpx.put(url, json=twice, headers={"X-API-Key": chain.upstream_key}, timeout=30)
     assert refused.status_code == 422 and "twice" in refused.text
+    # the in-store store's faces and receipts never come here, even from a till of its own
+    with transaction(session_factory(make_engine(chain.head_url))) as session:
+        _, stray = admin.create_device(session, "S001", "till", "stray till")
+    body = {"captured_at": datetime.now(UTC).isoformat(), "embeddings": []}
+    refused = httpx.post(
+        chain.head_office + "/v1/checkouts", json=body, headers={"X-API-Key": stray}, timeout=30
+    )
+    assert refused.status_code == 403 and "in-store mode" in refused.text
     with transaction(session_factory(make_engine(chain.head_url))) as session:
         admin.set_store_mode(session, "S001", "cloud")
     moved = httpx.put(url, json=day, headers={"X-API-Key": chain.upstream_key}, timeout=30)

@@ -63,15 +63,21 @@ def caller(
         raise HTTPException(401, "malformed API key")
     with svc.sessions() as session:
         row = session.execute(
-            select(Device, Store.region_id)
+            select(Device, Store.region_id, Store.mode)
             .join(Store, Store.id == Device.store_id)
             .where(Device.key_prefix == prefix)
         ).first()
     if row is None:
         raise HTTPException(401, "unknown API key")
-    device, region_id = row
+    device, region_id, mode = row
     if device.revoked_at is not None or not verify_api_key(key, device.key_prefix, device.key_hash):
         raise HTTPException(401, "unknown or revoked API key")
+    if mode == "store" and device.kind != STORE_SERVER:
+        # an in-store store's faces and receipts stay with its store server
+        raise Forbidden(
+            "this store is in in-store mode here: its tills and cameras talk to its store "
+            "server, which sends this service aggregates only"
+        )
     return Caller(
         device_id=device.id, device_kind=device.kind, store_id=device.store_id, region_id=region_id
     )
