@@ -9,7 +9,8 @@ customer `{member}` is a member of store A who was also seen (a visit) in B and 
 consumes them) and `{decision}` a fresh pending "possible member" decision of store A (an
 answer consumes it). Reports are the traffic report; B is in North, like A.
 
-Devices: the device kind decides (cloud_api/api/auth.py); a device sees customers seen in its
+Devices: the device kind decides (cloud_api/api/auth.py; a `store_server` key, which only an
+in-store store's server holds, is tested with that mode in tests/test_in_store.py); a device sees customers seen in its
 store, and another store's customer is a 404 like a missing one; membership changes and
 deletes need the customer's home region (cloud_api/services/customers.py). Users (sessions,
 `Authorization: Bearer sss_...`) read reports: head office and admins all stores, a store
@@ -97,6 +98,7 @@ MATRIX = (
     Row("DELETE", "/v1/customers/{victim}",               (204, 204,  403,   403,  401,  401, 401,  401, 401, 401,  401,  401)),
     Row("DELETE", "/v1/customers/{a_victim}",             (204, 404,  404,   403,  401,  401, 401,  401, 401, 401,  401,  401)),
     Row("GET",    "/v1/stores/{store_a}/alerts",          (200, 403,  403,   200,  401,  401, 401,  401, 401, 401,  401,  401)),
+    Row("PUT",    "/v1/upstream/days",                    (403, 403,  403,   403,  401,  401, 401,  401, 401, 401,  401,  401), "upstream"),
     Row("POST",   "/v1/auth/login",                       (200, 200,  200,   200,  200,  200, 200,  200, 200, 200,  200,  200), "login"),
     Row("POST",   "/v1/auth/logout",                      (204, 204,  204,   204,  204,  204, 204,  204, 204, 204,  204,  204)),
     Row("GET",    "/v1/auth/me",                          (401, 401,  401,   401,  401,  401, 200,  200, 200, 200,  401,  401)),
@@ -215,6 +217,8 @@ def _body(name: str | None, world: World) -> dict[str, Any] | None:
         return {"vip_number": "A-1", "name": "Member A-1", "consent": True}
     if name == "login":
         return {"email": "probe@example.com", "password": PASSWORD}
+    if name == "upstream":  # only an in-store store's server may (tests/test_in_store.py)
+        return {"days": [{"day": "2026-01-05"}]}
     raise AssertionError(f"no body named {name!r}")
 
 
