@@ -19,6 +19,7 @@ __all__ = [
     "BasketRow",
     "BuyersRow",
     "CategoryRow",
+    "CohortRow",
     "SalesRow",
     "SegmentSalesRow",
     "TrafficRow",
@@ -92,6 +93,14 @@ class BuyersRow(_Row):
     returning_customers: Count
 
 
+class CohortRow(_Row):
+    """First-time buyers of the day (in the store) who bought again `gap_days` days later
+    (the time between the two purchases, rounded up to whole days; -1: not yet)."""
+
+    gap_days: Annotated[int, Field(ge=-1, le=100_000)]
+    customers: Count
+
+
 class UpstreamDay(_Row):
     """Every rollup row of one store-day: the day's slice at head office is replaced by it
     (an empty list empties that table's slice)."""
@@ -104,6 +113,7 @@ class UpstreamDay(_Row):
     visitor_segments: Annotated[list[VisitorSegmentRow], Field(max_length=200)] = []
     segment_sales: Annotated[list[SegmentSalesRow], Field(max_length=20_000)] = []
     buyers: Annotated[list[BuyersRow], Field(max_length=1)] = []
+    cohorts: Annotated[list[CohortRow], Field(max_length=5_000)] = []
 
     @model_validator(mode="after")
     def _unique_keys(self) -> UpstreamDay:
@@ -122,6 +132,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "categories": ("category",),
     "visitor_segments": ("gender", "age_band"),
     "segment_sales": ("gender", "age_band", "category"),
+    "cohorts": ("gap_days",),
 }
 
 

@@ -182,6 +182,8 @@ def _settings(url: str, index_dir: Path, **more: Any) -> CloudSettings:
         estimate_demographics=False,
         recognition=POLICY,
         sync_interval_s=0.1,
+        login_ip_burst=10_000,  # one address signs in for every report here
+        login_ip_per_minute=10_000.0,
         **more,
     )
 
@@ -348,6 +350,20 @@ def test_in_store_days_at_head_office_equal_the_same_days_in_the_cloud(chain: Ch
         assert [row[3] for row in wide["rows"]] == [2 * n for n in per_store], scope
         assert wide["summary"]["transactions"] == 30
     assert traffic["summary"]["buyers"] == sum(per_store)
+
+    # retention cohorts: first-time buyers per week and how many came back within N days
+    for days in (1, 2, 30):
+        mine = _report(chain, "retention", store_id, days=days).json()
+        theirs = _report(chain, "retention", cloud_id, days=days).json()
+        # all but "complete": an in-store cohort is complete once its store's last day with
+        # sales has ended past it (head office has no receipt times from the store)
+        assert [r[:4] for r in mine["rows"]] == [r[:4] for r in theirs["rows"]], days
+        assert mine["summary"] == theirs["summary"], days
+        wide = _report(chain, "retention", None, days=days).json()["summary"]
+        assert wide["first_time_buyers"] == 2 * mine["summary"]["first_time_buyers"]
+        assert wide["returned"] == 2 * mine["summary"]["returned"]
+    retention = _report(chain, "retention", store_id, days=30).json()["summary"]
+    assert retention["first_time_buyers"] == 8 and retention["returned"] > 0  # 8 people
 
     # a recomputation at head office leaves the pushed rows alone
     from cloud_api.reports import rollups

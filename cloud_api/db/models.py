@@ -496,6 +496,18 @@ class RollupDirty(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
 
 
+class RollupCohorts(Base):
+    """An in-store store's first-time buyers (at head office, as its store server sent
+    them): per day of first purchase, how many bought again after `gap_days` days (rounded
+    up; -1: not yet). Cloud stores' retention is read from `rollup_customer_firsts`."""
+
+    __tablename__ = "rollup_cohorts"
+    store_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    gap_days: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer)
+
+
 class UpstreamPending(Base):
     """A store server's outbox: store-days whose rollups changed since head office last
     accepted them. `generation` grows at every change, so a day changed again while its push

@@ -6,6 +6,7 @@ counted."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, select
@@ -14,9 +15,12 @@ from sqlalchemy.orm import Session
 from cloud_api.db.models import (
     Customer,
     Receipt,
+    RollupBaskets,
     RollupBuyers,
+    RollupCohorts,
     RollupCustomerFirst,
     RollupTraffic,
+    Store,
 )
 from cloud_api.reports.common import (
     Table,
@@ -175,10 +179,11 @@ def retention(session: Session, w: Window) -> Table:
     last_purchase = session.scalar(
         select(func.max(Receipt.scanned_at)).where(w.stores(Receipt.store_id))
     )
-    horizon = _aware(last_purchase) if last_purchase is not None else w.end
-    cohorts: dict[date, list[int]] = {
-        as_date(monday): [int(n), int(back or 0)] for monday, n, back in session.execute(query)
-    }
+    cohorts: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    for monday, n, back in session.execute(query):
+        cohorts[as_date(monday)] = [int(n), int(back or 0)]
+    seen = _aware(last_purchase) if last_purchase is not None else None
+    horizon = _in_store_cohorts(session, w, days, cohorts, seen) or w.end
     rows: list[list[Cell]] = []
     for week in sorted(cohorts):
         buyers, returned = cohorts[week]
@@ -195,6 +200,47 @@ def retention(session: Session, w: Window) -> Table:
     }
     columns = ["cohort_week", "first_time_buyers", "returned", "retention_rate", "complete"]
     return columns, rows, summary
+
+
+def _in_store_cohorts(
+    session: Session,
+    w: Window,
+    days: int,
+    cohorts: dict[date, list[int]],
+    horizon: datetime | None,
+) -> datetime | None:
+    """Add the in-store stores' first-time buyers (counts their store servers sent: their
+    customers are known only in their store, so a first purchase there is one in the region
+    and the chain too) to `cohorts`; the horizon moved to the end of their last day with
+    sales, if later."""
+    in_store = select(Store.id).where(Store.mode == "store")
+    rows = session.execute(
+        select(RollupCohorts.day, RollupCohorts.gap_days, func.sum(RollupCohorts.customers))
+        .where(
+            RollupCohorts.store_id.in_(in_store),
+            w.stores(RollupCohorts.store_id),
+            w.on_days(RollupCohorts.day),
+        )
+        .group_by(RollupCohorts.day, RollupCohorts.gap_days)
+    ).all()
+    for day, gap, customers in rows:
+        first = as_date(day)
+        cohort = cohorts[first - timedelta(days=first.weekday())]
+        cohort[0] += int(customers)
+        if 0 <= int(gap) <= days:
+            cohort[1] += int(customers)
+    if not rows:
+        return horizon
+    last_day = session.scalar(
+        select(func.max(RollupBaskets.day)).where(
+            RollupBaskets.store_id.in_(in_store), w.stores(RollupBaskets.store_id)
+        )
+    )
+    if last_day is None:
+        return horizon
+    end = datetime.combine(as_date(last_day), datetime.min.time(), tzinfo=UTC)
+    end += timedelta(days=1)
+    return end if horizon is None else max(horizon, end)
 
 
 def _aware(value: datetime) -> datetime:

@@ -269,6 +269,22 @@ def _store_days(session: Session, dialect: str, part: Slice) -> None:
         mark_pending(session, changed | _stored_days(session, part))
 
 
+def _first_days(session: Session, dialect: str, customers: list[int]) -> set[tuple[int, date]]:
+    """The (store, day) of these customers' first purchase in each store."""
+    first = RollupCustomerFirst
+    found: set[tuple[int, date]] = set()
+    for start in range(0, len(customers), 500):
+        chunk = customers[start : start + 500]
+        found |= _days(
+            session.execute(
+                select(first.scope_id, day_of(dialect, first.first_at))
+                .where(first.scope == "store", first.customer_id.in_(chunk))
+                .distinct()
+            )
+        )
+    return found
+
+
 def stored_days(session: Session, store_id: int) -> set[tuple[int, date]]:
     """Every (store, day) pair the day tables hold for one store."""
     return _stored_days(session, Slice(store_id))
@@ -586,6 +602,8 @@ def refresh(session: Session) -> RefreshStats:
         )
     )
     _isolated(session, "first purchases", lambda: _recompute_firsts(session, customers))
+    if is_store_server(session):  # their first days' cohorts (sent upstream) may change
+        mark_pending(session, _first_days(session, dialect, customers))
     regions = dict(session.execute(select(Store.id, Store.region_id)).all())
     scopes: set[tuple[str, int, date]] = set()
     local_only = not is_store_server(session)

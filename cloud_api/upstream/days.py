@@ -3,7 +3,9 @@ head office. The table-to-field mapping lives here only, so the two sides cannot
 
 from __future__ import annotations
 
-from datetime import date
+import math
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -14,6 +16,8 @@ from cloud_api.db.models import (
     RollupBaskets,
     RollupBuyers,
     RollupCategories,
+    RollupCohorts,
+    RollupCustomerFirst,
     RollupSales,
     RollupSegmentSales,
     RollupTraffic,
@@ -23,6 +27,7 @@ from contract import (
     BasketRow,
     BuyersRow,
     CategoryRow,
+    CohortRow,
     SalesRow,
     SegmentSalesRow,
     TrafficRow,
@@ -65,7 +70,34 @@ def read_day(session: Session, store_id: int, day: date) -> UpstreamDay:
         )
     ).all()
     fields["buyers"] = [BuyersRow(**dict(zip(_BUYER_COLUMNS, r, strict=True))) for r in buyers]
+    fields["cohorts"] = _cohorts(session, store_id, day)
     return UpstreamDay(**fields)
+
+
+def _cohorts(session: Session, store_id: int, day: date) -> list[CohortRow]:
+    """The store's first-time buyers of `day` by how many days later they bought again,
+    from its customers' first purchases in the store (ids stay here: only counts leave)."""
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    first = RollupCustomerFirst
+    gaps: Counter[int] = Counter()
+    for first_at, second_at in session.execute(
+        select(first.first_at, first.second_at).where(
+            first.scope == "store",
+            first.scope_id == store_id,
+            first.first_at >= start,
+            first.first_at < start + timedelta(days=1),
+        )
+    ):
+        gaps[cohort_gap(first_at, second_at)] += 1
+    return [CohortRow(gap_days=g, customers=n) for g, n in sorted(gaps.items())]
+
+
+def cohort_gap(first_at: datetime, second_at: datetime | None) -> int:
+    """Days between a first and a second purchase, rounded up (-1: no second yet): bought
+    again within N days exactly when this is at most N, as the retention report counts."""
+    if second_at is None:
+        return -1
+    return math.ceil((second_at - first_at).total_seconds() / 86_400)
 
 
 def replace_day(session: Session, store_id: int, upstream: UpstreamDay) -> None:
@@ -96,4 +128,12 @@ def replace_day(session: Session, store_id: int, upstream: UpstreamDay) -> None:
                 {"scope": "store", "scope_id": store_id, "day": day, **row.model_dump()}
                 for row in upstream.buyers
             ],
+        )
+    session.execute(
+        delete(RollupCohorts).where(RollupCohorts.store_id == store_id, RollupCohorts.day == day)
+    )
+    if upstream.cohorts:
+        session.execute(
+            insert(RollupCohorts),
+            [{"store_id": store_id, "day": day, **row.model_dump()} for row in upstream.cohorts],
         )

@@ -35,9 +35,18 @@ def upgrade() -> None:
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("store_id", "day", name=op.f("pk_upstream_pending")),
     )
+    op.create_table(
+        "rollup_cohorts",
+        sa.Column("store_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("gap_days", sa.Integer(), nullable=False),
+        sa.Column("customers", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("store_id", "day", "gap_days", name=op.f("pk_rollup_cohorts")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rollup_cohorts")
     op.drop_table("upstream_pending")
     with op.batch_alter_table("stores", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("mode")
