@@ -350,6 +350,11 @@ def test_in_store_days_at_head_office_equal_the_same_days_in_the_cloud(chain: Ch
         assert [row[3] for row in wide["rows"]] == [2 * n for n in per_store], scope
         assert wide["summary"]["transactions"] == 30
     assert traffic["summary"]["buyers"] == sum(per_store)
+    mine = _report(chain, "customers", store_id).json()
+    theirs = _report(chain, "customers", cloud_id).json()
+    assert mine["rows"] == theirs["rows"]  # new and returning per day
+    assert mine["summary"]["new_customers"] == theirs["summary"]["new_customers"] == 8
+    assert mine["summary"]["buyers"] == sum(per_store)
 
     # retention cohorts: first-time buyers per week and how many came back within N days
     for days in (1, 2, 30):
