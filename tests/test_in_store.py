@@ -464,3 +464,29 @@ def test_head_office_refuses_days_from_anyone_but_an_in_store_stores_server(chai
         admin.set_store_mode(session, "S001", "cloud")
     moved = httpx.put(url, json=day, headers={"X-API-Key": chain.upstream_key}, timeout=30)
     assert moved.status_code == 409 and "cloud mode" in moved.text
+
+
+def test_a_deletion_at_the_store_reaches_head_office_figures(chain: Chain) -> None:
+    """Deleting a customer at the store server re-sends the days they bought on: head
+    office's buyers and cohorts of those days no longer count them."""
+    pusher = chain.pusher(Recorder())
+    run_day(chain.store_till, DAYS[-1], chain.faces, seed=3, activity=Activity())
+    pusher.push_once()
+    _, store_id = _store_ids(chain)
+    before = _rows(chain.head_url, "S001")["buyers"]
+    with session_factory(make_engine(chain.store_database))() as session:
+        victim = session.scalars(
+            select(Customer.id).where(Customer.id >= FIRST_CUSTOMER_ID).order_by(Customer.id)
+        ).first()
+    assert victim is not None
+    gone = httpx.delete(
+        f"{chain.store_till.url}/v1/customers/{victim}",
+        headers={"X-API-Key": chain.store_till.till},
+        timeout=30,
+    )
+    assert gone.status_code == 204, gone.text
+    assert pusher.push_once().days_sent == 1
+    after = _rows(chain.head_url, "S001")["buyers"]
+    assert [(d, b - 1, n - 1) for d, b, n in before] == after
+    retention = _report(chain, "retention", store_id, days=30).json()["summary"]
+    assert retention["first_time_buyers"] == before[0][2] - 1
