@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, and_, case, cast, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from cloud_api.db.models import Customer, Store
+from cloud_api.db.models import Customer, RollupBuyers, Store
 from cloud_api.services.errors import Unprocessable
 from contract import Cell, ReportFilters
 
@@ -170,3 +170,23 @@ def ratio(numerator: float, denominator: float, digits: int = 4) -> float | None
 
 def money(value: Any) -> float:
     return round(float(value or 0), 2)
+
+
+def in_store_period_buyers(session: Session, w: Window) -> tuple[int, int]:
+    """(buyers, returning customers) of the in-store stores within the filters, summed over
+    their days: they send day figures only, and head office has no customer ids to tell a
+    customer buying on two days of the period apart, so such a customer counts once a day."""
+    buyers, returning = session.execute(
+        select(
+            func.coalesce(func.sum(RollupBuyers.buyers), 0),
+            func.coalesce(func.sum(RollupBuyers.returning_customers), 0),
+        )
+        .join(Store, Store.id == RollupBuyers.scope_id)
+        .where(
+            RollupBuyers.scope == "store",
+            Store.mode == "store",
+            w.stores(RollupBuyers.scope_id),
+            w.on_days(RollupBuyers.day),
+        )
+    ).one()
+    return int(buyers), int(returning)

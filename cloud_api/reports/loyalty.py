@@ -28,6 +28,7 @@ from cloud_api.reports.common import (
     as_date,
     at_most_days_apart,
     day_text,
+    in_store_period_buyers,
     money,
     not_staff,
     ratio,
@@ -99,22 +100,9 @@ def customers(session: Session, w: Window) -> Table:
         .where(w.in_range(Receipt.scanned_at), *_identified(w))
     ).one()
     returning_total, buyers = int(totals[0]), int(totals[1])
-    # in-store stores send day figures only: a customer of theirs counts once per day bought
-    pushed = session.execute(
-        select(
-            func.coalesce(func.sum(RollupBuyers.returning_customers), 0),
-            func.coalesce(func.sum(RollupBuyers.buyers), 0),
-        )
-        .join(Store, Store.id == RollupBuyers.scope_id)
-        .where(
-            RollupBuyers.scope == "store",
-            Store.mode == "store",
-            w.stores(RollupBuyers.scope_id),
-            w.on_days(RollupBuyers.day),
-        )
-    ).one()
-    returning_total += int(pushed[0])
-    buyers += int(pushed[1])
+    pushed_buyers, pushed_returning = in_store_period_buyers(session, w)
+    returning_total += pushed_returning
+    buyers += pushed_buyers
     new_total = sum(int(r[1] or 0) for r in rows)
     summary: dict[str, Cell] = {
         "new_customers": new_total,

@@ -14,7 +14,6 @@ from cloud_api.db.models import (
     RollupBuyers,
     RollupTraffic,
     RollupVisitorSegments,
-    Store,
 )
 from cloud_api.reports.common import (
     REPORT_AGE_BANDS,
@@ -24,6 +23,7 @@ from cloud_api.reports.common import (
     age_band,
     as_date,
     day_text,
+    in_store_period_buyers,
     not_staff,
     ratio,
 )
@@ -83,21 +83,7 @@ def traffic(session: Session, w: Window) -> Table:
         session.scalar(select(func.count(Receipt.customer_id.distinct())).where(*_purchases(w)))
         or 0
     )
-    # in-store stores send day figures only: their period's buyers are the sum of their days'
-    # (head office has no customer ids to tell a customer buying on two days apart)
-    distinct_buyers += (
-        session.scalar(
-            select(func.coalesce(func.sum(RollupBuyers.buyers), 0))
-            .join(Store, Store.id == RollupBuyers.scope_id)
-            .where(
-                RollupBuyers.scope == "store",
-                Store.mode == "store",
-                w.stores(RollupBuyers.scope_id),
-                w.on_days(RollupBuyers.day),
-            )
-        )
-        or 0
-    )
+    distinct_buyers += in_store_period_buyers(session, w)[0]
     summary: dict[str, Cell] = {
         "visitors": total_visitors,
         "transactions": total_transactions,
