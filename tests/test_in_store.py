@@ -276,7 +276,7 @@ def _plain(value: Any) -> Any:
 
 
 def _report(
-    chain: Chain, name: str, store: int | None, email: str = "head@example.com", **more: Any
+    chain: Chain, name: str, store: int | None, *, email: str = "head@example.com", **more: Any
 ) -> Any:
     with httpx.Client(base_url=chain.head_office, timeout=60) as client:
         signed = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
@@ -345,7 +345,8 @@ def test_in_store_days_at_head_office_equal_the_same_days_in_the_cloud(chain: Ch
     assert [row[3] for row in cloud_rows] == per_store
     with session_factory(make_engine(chain.head_url))() as session:
         region = admin.get_store(session, "S001").region_id
-    for scope in ({"region": region}, {}):
+    scopes: list[dict[str, Any]] = [{"region": region}, {}]  # a region, the chain
+    for scope in scopes:
         wide = _report(chain, "traffic", None, **scope).json()
         assert [row[3] for row in wide["rows"]] == [2 * n for n in per_store], scope
         assert wide["summary"]["transactions"] == 30
@@ -434,9 +435,9 @@ def test_a_store_manager_of_the_in_store_store_sees_only_it(chain: Chain) -> Non
     run_day(chain.store_till, DAYS[-1], chain.faces, seed=1, activity=Activity())
     pusher.push_once()
     cloud_id, store_id = _store_ids(chain)
-    mine = _report(chain, "traffic", store_id, "s@example.com")
+    mine = _report(chain, "traffic", store_id, email="s@example.com")
     assert mine.status_code == 200 and mine.json()["summary"]["visitors"] == 5
-    assert _report(chain, "traffic", cloud_id, "s@example.com").status_code == 403
+    assert _report(chain, "traffic", cloud_id, email="s@example.com").status_code == 403
 
 
 def test_head_office_refuses_days_from_anyone_but_an_in_store_stores_server(chain: Chain) -> None:
