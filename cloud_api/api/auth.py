@@ -72,8 +72,9 @@ def caller(
     device, region_id, mode = row
     if device.revoked_at is not None or not verify_api_key(key, device.key_prefix, device.key_hash):
         raise HTTPException(401, "unknown or revoked API key")
-    if mode == "store" and device.kind != STORE_SERVER:
-        # an in-store store's faces and receipts stay with its store server
+    if mode == "store" and device.kind != STORE_SERVER and svc.settings.mode != "store":
+        # at head office: an in-store store's faces and receipts stay with its store server
+        # (a store server serves its own store whatever that store's row says)
         raise Forbidden(
             "this store is in in-store mode here: its tills and cameras talk to its store "
             "server, which sends this service aggregates only"
