@@ -532,6 +532,8 @@ def test_in_store_stores_leave_only_their_rollups_at_head_office(
             len(mixed.visits),
         )
         assert summary.line_items == len(mixed.items)
+        assert summary.devices == len(mixed.devices) == 2 * len(cloud)
+        assert {d.store_id for d in mixed.devices} == cloud
         assert summary.members == sum(c.vip_number is not None for c in mixed.customers)
 
         # its rollups are what they were before its rows left (the all-cloud seed's)

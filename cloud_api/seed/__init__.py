@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from cloud_api.db.migrate import display_url
-from cloud_api.db.models import Customer, LineItem, Receipt, Sighting, Store, Visit
+from cloud_api.db.models import Customer, Device, LineItem, Receipt, Sighting, Store, Visit
 from cloud_api.db.session import make_engine
 from cloud_api.seed.catalogue import MAX_DAYS, MAX_RECEIPTS, MAX_STORES
 from cloud_api.seed.generate import _calendar, _generate
@@ -107,8 +107,8 @@ def seed(
 
     `in_store`: the last that many stores are in-store stores (`stores.mode = 'store'`):
     head office keeps only their rollups, as if their store servers had pushed them, and
-    none of their customers, sightings, receipts or visits (`cloud_api.seed.instore`). The
-    summary then counts the rows head office keeps.
+    none of their customers, sightings, receipts or visits, nor their tills and cameras
+    (`cloud_api.seed.instore`). The summary then counts the rows head office keeps.
     """
     from cloud_api.db.migrate import ensure_current, is_sqlite
 
@@ -204,12 +204,13 @@ def _make_in_store(session: Session, summary: SeedSummary, count: int) -> SeedSu
     rollups.rebuild(session)  # skips the in-store stores (rollups.UPSTREAM_STORES)
     counted = {
         model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
-        for model in (Customer, Sighting, Receipt, LineItem, Visit)
+        for model in (Customer, Sighting, Receipt, LineItem, Visit, Device)
     }
     staff = session.scalar(select(func.count()).where(Customer.is_staff.is_(True))) or 0
     members = session.scalar(select(func.count()).where(Customer.vip_number.is_not(None)))
     return replace(
         summary,
+        devices=counted["devices"],
         customers=counted["customers"],
         staff=int(staff),
         members=int(members or 0),

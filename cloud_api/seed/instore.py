@@ -4,10 +4,11 @@ aggregates, as if their store servers had pushed them.
 The whole chain is generated and its rollups computed as usual; then, for the in-store
 stores, `keep_aggregates_only` sets `stores.mode = 'store'` and removes from head office's
 database everything personal or biometric of theirs: their sightings, receipts, line items,
-visits, face samples, recognition decisions and alerts, and the customers who exist only
-because of them. Their rollup rows stay: they are what a store server computes from the
-same rows and pushes (`cloud_api.upstream`), and head office's recomputes leave in-store
-stores' rollups alone (`rollups.UPSTREAM_STORES`).
+visits, face samples, recognition decisions and alerts, their tills and entrance cameras
+(they talk to the store server), and the customers who exist only because of them. Their
+rollup rows stay: they are what a store server computes from the same rows and pushes
+(`cloud_api.upstream`), and head office's recomputes leave in-store stores' rollups alone
+(`rollups.UPSTREAM_STORES`).
 
 A customer seen in both kinds of store keeps only the cloud stores' rows, as if the cloud
 had met them there first (faces never left the in-store store): one enrolled in an in-store
@@ -34,6 +35,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select,
 from cloud_api.db.models import (
     AlertEvent,
     Customer,
+    Device,
     FaceSample,
     LineItem,
     PaymentToken,
@@ -104,8 +106,18 @@ def keep_aggregates_only(connection: Connection, store_ids: Sequence[int]) -> In
             moved.setdefault(int(customer_id), (at, int(store_id)))
     removed = [c for c in enrolled_there if c not in moved]
 
-    # the in-store stores' raw rows
-    for model in (LineItem, Visit, RecognitionDecision, Receipt, Sighting, FaceSample, AlertEvent):
+    # the in-store stores' raw rows, and their tills and cameras (they talk to their store
+    # server; head office refuses them anyway)
+    for model in (
+        LineItem,
+        Visit,
+        RecognitionDecision,
+        Receipt,
+        Sighting,
+        FaceSample,
+        AlertEvent,
+        Device,
+    ):
         table = _table(model)
         connection.execute(delete(table).where(table.c.store_id.in_(stores)))
 
