@@ -191,17 +191,28 @@ def seed(
 
 
 def _make_in_store(session: Session, summary: SeedSummary, count: int) -> SeedSummary:
-    """The last `count` seeded stores become in-store stores: their rollups (just computed)
-    stay, their personal rows go, head office's own rollups are rebuilt without them; the
-    summary's counts become what head office keeps (the database held no activity before)."""
+    """The last `count` seeded stores become in-store stores, as if each had its own store
+    server: every day of their rollups (just computed, as their store server would) is read
+    as the store server reads it for head office (`upstream.days.read_day`), their personal
+    rows are removed, head office's own rollups are rebuilt without them, and their days are
+    stored as head office stores a push (`upstream.days.replace_day`). The summary's counts
+    become what head office keeps (the database held no activity before)."""
     from cloud_api.reports import rollups
+    from cloud_api.upstream.days import read_day, replace_day
 
     # the seeded stores have the highest ids (`_next_id`)
     chosen = session.execute(
         select(Store.id, Store.code).order_by(Store.id.desc()).limit(count)
     ).all()
+    pushed = [
+        (row.id, read_day(session, row.id, day))
+        for row in chosen
+        for _, day in sorted(rollups.stored_days(session, row.id))
+    ]
     keep_aggregates_only(session.connection(), [row.id for row in chosen])
-    rollups.rebuild(session)  # skips the in-store stores (rollups.UPSTREAM_STORES)
+    for store_id, upstream_day in pushed:
+        replace_day(session, store_id, upstream_day)
+    rollups.rebuild(session)  # leaves the in-store stores' days alone (UPSTREAM_STORES)
     counted = {
         model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
         for model in (Customer, Sighting, Receipt, LineItem, Visit, Device)

@@ -18,7 +18,8 @@ become unidentified, and a membership they joined before that is dropped), or, w
 captured checkout in a cloud store, is removed (their cloud sightings become unidentified).
 Every touched customer's `visit_count`, `lifetime_spend` and `last_seen_at` are recomputed
 from what is left. The caller then rebuilds head office's rollups (cloud stores' slices
-change where sightings became unidentified).
+change where sightings became unidentified) and stores the in-store stores' days as a push
+from their store servers would (`cloud_api.seed._make_in_store`).
 """
 
 from __future__ import annotations
