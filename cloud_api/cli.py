@@ -121,6 +121,15 @@ def _parser() -> argparse.ArgumentParser:
         help="about this many receipts in all (scales the traffic; default: ~90 a store a day)",
     )
     seed.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    seed.add_argument(
+        "--in-store",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the last N stores are in-store stores: this database keeps only their report "
+        "rollups, as if their store servers had sent them, none of their customers, "
+        "sightings, receipts or visits (default 0)",
+    )
     seed.set_defaults(handler=_seed)
 
     admin = sub.add_parser("admin", help="regions, stores, devices and users")
@@ -509,7 +518,7 @@ def _seed(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise CommandError(f"--end must be a day as YYYY-MM-DD, not {args.end!r}") from error
     try:
-        check_arguments(args.stores, args.days, args.receipts, args.seed)
+        check_arguments(args.stores, args.days, args.receipts, args.seed, args.in_store)
     except SeedError as error:
         raise CommandError(str(error)) from error
     url = _database_url(args)
@@ -523,6 +532,7 @@ def _seed(args: argparse.Namespace) -> int:
             end=end,
             receipts=args.receipts,
             seed=args.seed,
+            in_store=args.in_store,
         )
     except SeedError as error:
         raise CommandError(str(error)) from error
@@ -532,6 +542,10 @@ def _seed(args: argparse.Namespace) -> int:
         f"{summary.first_day.isoformat()} to {summary.last_day.isoformat()}"
     )
     _print_table(("added", "rows"), summary.rows())
+    if summary.in_store_codes:
+        print(
+            f"in-store (head office holds only their rollups): {', '.join(summary.in_store_codes)}"
+        )
     return 0
 
 

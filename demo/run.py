@@ -9,6 +9,14 @@
    stood at the counter for a moment. After the first pass the first customer joins the VIP
    programme (with consent); the second pass over the same clip shows returning customers.
 5. A summary, also written to demo-summary.json.
+
+With --in-store, a second store runs in in-store mode beside the first: head office knows it
+as in-store (`stores.mode = 'store'`) and holds a `store_server` key for it; a store server
+(`storesight-cloud serve` with STORESIGHT_CLOUD_MODE=store, its own SQLite database and index
+under var/demo/store, log var/demo/logs/store-server.log) serves that store's till. A third
+pass over the clip checks out there; the demo waits until the store server has sent head
+office that day's aggregates, and the summary shows head office's reports per store, the
+in-store one included, and that head office holds none of its receipts.
 """
 
 from __future__ import annotations
@@ -53,6 +61,9 @@ CATALOGUE = [
     ("SKU-MUG", "Travel mug", "homeware", "Roastery", "14.00"),
     ("SKU-CAKE", "Carrot cake", "bakery", "Crumb", "4.80"),
 ]
+IN_STORE_CODE = "DEMO-2"
+#: how often the demo's store server sends head office what changed (seconds)
+UPSTREAM_INTERVAL_S = 2.0
 HEAD_OFFICE_EMAIL = "head-office@demo.storesight"
 DEMO_PASSWORD = "demo-password-1"  # a local demo database only
 #: Consecutive frames a face must be the primary customer before the simulated POS scans.
@@ -95,14 +106,48 @@ def setup_cloud(url: str) -> dict[str, str]:
     return {"till": till, "entrance": entrance}
 
 
-def start_cloud(url: str, port: int, logs: Path) -> subprocess.Popen[bytes]:
+def setup_in_store(head_office: str, store_database: str) -> dict[str, str]:
+    """The in-store store at head office (mode "store", a store_server key) and in the store
+    server's own database (the same region and store code, its till). Returns the keys:
+    "upstream" (head office's, for the store server) and "till" (the store server's)."""
+    from cloud_api import admin
+    from cloud_api.db.migrate import upgrade
+    from cloud_api.db.session import make_engine, session_factory, transaction
+
+    sessions = session_factory(make_engine(head_office))
+    with transaction(sessions) as session:
+        admin.create_store(session, "Demo region", IN_STORE_CODE, "Demo in-store", mode="store")
+        _, upstream = admin.create_device(session, IN_STORE_CODE, "store_server", "store PC")
+    upgrade(store_database)
+    sessions = session_factory(make_engine(store_database))
+    with transaction(sessions) as session:
+        admin.create_region(session, "Demo region")
+        # mode "cloud" in its own database: the store server serves this store's tills (a
+        # store marked in-store refuses them: that is head office's view of it)
+        admin.create_store(session, "Demo region", IN_STORE_CODE, "Demo in-store")
+        _, till = admin.create_device(session, IN_STORE_CODE, "till", "till 1")
+    return {"upstream": upstream, "till": till}
+
+
+def start_cloud(
+    url: str,
+    port: int,
+    logs: Path,
+    *,
+    index_dir: Path | None = None,
+    log_name: str = "cloud.log",
+    env_extra: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`storesight-cloud serve` on `url` and `port`, once it answers /healthz; `env_extra`
+    makes it a store server (STORESIGHT_CLOUD_MODE=store, ...)."""
     env = {
         **os.environ,
         "STORESIGHT_CLOUD_DATABASE_URL": url,
-        "STORESIGHT_CLOUD_INDEX_DIR": str(DEMO_DIR / "index"),
+        "STORESIGHT_CLOUD_INDEX_DIR": str(index_dir or DEMO_DIR / "index"),
         "STORESIGHT_LOG_JSON": "1",
+        **(env_extra or {}),
     }
-    log = (logs / "cloud.log").open("ab")
+    log = (logs / log_name).open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "cloud_api.cli", "serve", "--port", str(port)],
         env=env,
@@ -112,7 +157,7 @@ def start_cloud(url: str, port: int, logs: Path) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the cloud API exited; see {logs / 'cloud.log'}")
+            raise SystemExit(f"the cloud API exited; see {logs / log_name}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return process
@@ -185,9 +230,15 @@ def kiosk_detector(source: str) -> DetectorSettings:
 
 
 def run_pass(
-    pass_no: int, source: str, cloud: str, keys: dict[str, str], events: EventCollector
+    pass_no: int,
+    source: str,
+    cloud: str,
+    keys: dict[str, str],
+    events: EventCollector,
+    data_dir: Path | None = None,
 ) -> None:
-    """One pass over `source`: its kiosk events go to `events` and to the pass's own log."""
+    """One pass over `source`: its kiosk events go to `events` and to the pass's own log.
+    `data_dir`: the kiosk's state (default var/demo/kiosk)."""
     pos = SimulatedPos(pass_no, seed=pass_no)
     writer = JsonLinesWriter(DEMO_DIR / "logs" / f"kiosk-events-pass{pass_no}.jsonl")
 
@@ -201,7 +252,7 @@ def run_pass(
         api_key=keys["till"],
         device="till-1",
         receipts_port=0,
-        data_dir=DEMO_DIR / "kiosk",
+        data_dir=data_dir or DEMO_DIR / "kiosk",
         detector=kiosk_detector(source),
     )
     service = KioskService(config, sink, on_frame=pos.on_frame)
@@ -317,6 +368,101 @@ def head_office_view(cloud: str) -> dict[str, Any]:
     }
 
 
+def _count_receipts(database: str, store_code: str | None = None) -> int:
+    from sqlalchemy import func, select
+
+    from cloud_api.db.models import Receipt, Store
+    from cloud_api.db.session import make_engine
+
+    engine = make_engine(database)
+    try:
+        query = select(func.count()).select_from(Receipt)
+        if store_code is not None:
+            query = query.join(Store, Store.id == Receipt.store_id).where(Store.code == store_code)
+        with engine.connect() as connection:
+            return int(connection.scalar(query) or 0)
+    finally:
+        engine.dispose()
+
+
+def head_office_client(cloud: str) -> httpx.Client:
+    """An HTTP client signed in as the demo's head-office user (close it when done)."""
+    client = httpx.Client(base_url=cloud, timeout=30)
+    client.post(
+        "/v1/auth/login", json={"email": HEAD_OFFICE_EMAIL, "password": DEMO_PASSWORD}
+    ).raise_for_status()
+    return client
+
+
+def per_store_traffic(client: httpx.Client) -> dict[str, dict[str, Any]]:
+    """Head office's traffic report per store: visitors and transactions, by store code."""
+    scope = client.get("/v1/scope")
+    scope.raise_for_status()
+    found: dict[str, dict[str, Any]] = {}
+    for store in scope.json()["stores"]:
+        answer = client.get("/v1/reports/traffic", params={"store": store["id"]})
+        answer.raise_for_status()
+        traffic = answer.json()["summary"]
+        found[store["code"]] = {
+            "visitors": traffic["visitors"],
+            "transactions": traffic["transactions"],
+        }
+    return found
+
+
+def wait_for_upstream(client: httpx.Client, expected: int, timeout_s: float = 90.0) -> None:
+    """Poll head office's traffic report until the in-store store shows `expected`
+    transactions: its store server has sent that day's aggregates."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = per_store_traffic(client).get(IN_STORE_CODE, {}).get("transactions", 0)
+        if shown >= expected:
+            return
+        if time.monotonic() > deadline:
+            print(
+                f"warning: head office shows {shown} of the in-store store's {expected} "
+                f"transactions after {timeout_s:.0f} s (see the store server's log)"
+            )
+            return
+        time.sleep(0.5)
+
+
+def in_store_figures(
+    client: httpx.Client,
+    database: str,
+    store_database: str,
+    events: EventCollector,
+    waited_s: float,
+) -> dict[str, Any]:
+    """The summary's in-store part: what the store server holds, what head office shows."""
+    from sqlalchemy import select
+
+    from cloud_api.db.models import Store
+    from cloud_api.db.session import make_engine
+
+    stored = _count_receipts(store_database)
+    stores = per_store_traffic(client)
+    engine = make_engine(database)
+    try:
+        with engine.connect() as connection:
+            modes = {c: m for c, m in connection.execute(select(Store.code, Store.mode))}
+    finally:
+        engine.dispose()
+    figures: dict[str, Any] = {
+        "in_store_store": IN_STORE_CODE,
+        "in_store_checkouts": len(events.of(CheckoutQueued)),
+        "in_store_stored_in_store": stored,
+        "in_store_receipts_at_head_office": _count_receipts(database, IN_STORE_CODE),
+        "in_store_upstream_wait_s": round(waited_s, 1),
+    }
+    for code, traffic in sorted(stores.items()):
+        key = code.lower().replace("-", "_")
+        figures[f"head_office_{key}_mode"] = modes.get(code, "?")
+        figures[f"head_office_{key}_visitors"] = traffic["visitors"]
+        figures[f"head_office_{key}_transactions"] = traffic["transactions"]
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.run", description=__doc__)
     parser.add_argument("--source", default=os.environ.get("SOURCE") or None)
@@ -324,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="state and logs (var/demo)")
     parser.add_argument(
         "--serve", action="store_true", help="keep the cloud API up afterwards for the dashboard"
+    )
+    parser.add_argument(
+        "--in-store",
+        action="store_true",
+        help=f"also run a store server for an in-store store ({IN_STORE_CODE}) beside head "
+        "office, a third pass checking out there, and show head office's reports including it",
     )
     args = parser.parse_args(argv)
     configure_logging()
@@ -339,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
     cloud = f"http://127.0.0.1:{port}"
     process = start_cloud(database, port, DEMO_DIR / "logs")
     passes = (EventCollector(), EventCollector())
+    store_events = EventCollector()
+    store_server: subprocess.Popen[bytes] | None = None
+    store_database = f"sqlite:///{DEMO_DIR / 'store' / 'store.db'}"
+    extra: dict[str, Any] = {}
     try:
         run_pass(1, source, cloud, keys, passes[0])
         member = enrol_first_member(cloud, keys["till"], passes[0])
@@ -347,6 +503,38 @@ def main(argv: list[str] | None = None) -> int:
         run_pass(2, source, cloud, keys, passes[1])
         cards = [card for events in passes for card in events.of(CardReceived)]
         confirmed = confirm_possible_members(cloud, keys["till"], member, cards)
+        if args.in_store:
+            (DEMO_DIR / "store").mkdir(parents=True, exist_ok=True)
+            store_keys = setup_in_store(database, store_database)
+            store_port = free_port()
+            store_url = f"http://127.0.0.1:{store_port}"
+            store_server = start_cloud(
+                store_database,
+                store_port,
+                DEMO_DIR / "logs",
+                index_dir=DEMO_DIR / "store" / "index",
+                log_name="store-server.log",
+                env_extra={
+                    "STORESIGHT_CLOUD_MODE": "store",
+                    "STORESIGHT_CLOUD_STORE_CODE": IN_STORE_CODE,
+                    "STORESIGHT_CLOUD_UPSTREAM_URL": cloud,
+                    "STORESIGHT_CLOUD_UPSTREAM_KEY": store_keys["upstream"],
+                    "STORESIGHT_CLOUD_UPSTREAM_INTERVAL_S": str(UPSTREAM_INTERVAL_S),
+                },
+            )
+            print(f"store server for {IN_STORE_CODE} (in-store) at {store_url}")
+            run_pass(
+                3, source, store_url, store_keys, store_events, data_dir=DEMO_DIR / "kiosk-store"
+            )
+            started = time.monotonic()
+            client = head_office_client(cloud)
+            try:
+                wait_for_upstream(client, _count_receipts(store_database))
+                extra = in_store_figures(
+                    client, database, store_database, store_events, time.monotonic() - started
+                )
+            finally:
+                client.close()
         reports = head_office_view(cloud)
         if args.serve:
             print(
@@ -358,14 +546,22 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 pass
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-    figures = {**summary(passes, confirmed, database), **reports}
+        for running in (store_server, process):
+            if running is not None:
+                running.terminate()
+                running.wait(timeout=30)
+    figures = {**summary(passes, confirmed, database), **reports, **extra}
     args.summary.write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     print("\nStoreSight demo summary")
     for key, value in figures.items():
         print(f"  {key:{width}}  {value}")
+    if args.in_store:
+        print(
+            f"{IN_STORE_CODE} is in-store: its faces, customers and receipts stay in "
+            f"{DEMO_DIR / 'store' / 'store.db'}; head office got only its aggregates and "
+            "reports it beside the cloud store"
+        )
     print(f"wrote {args.summary}; logs in {DEMO_DIR / 'logs'}")
     return 0
 

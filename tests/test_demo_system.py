@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cloud_api.db.models import Receipt
+from cloud_api.db.models import Customer, FaceSample, Receipt, Sighting, Store, Visit
 from cloud_api.db.session import make_engine, session_factory
 from models.store import ModelStore
 from tests.conftest import require
@@ -57,3 +57,40 @@ def test_demo_stores_every_receipt_once_and_recognises_returning_faces(
     assert bound and bound >= summary["checkouts"] - 1
     assert summary["returning_second_pass"] >= 1  # the same people, recognised on pass two
     assert summary["bytes_per_checkout"] < 16_000  # descriptors and one small chip, no frames
+
+
+def test_demo_in_store_store_reaches_head_office_as_aggregates_only(
+    data_dir: Path, tmp_path: Path, store: ModelStore
+) -> None:
+    from demo import run as demo
+
+    clip = require(data_dir / "video" / "facenet-pytorch_video.mp4")
+    summary_path = tmp_path / "summary.json"
+    argv = ["--source", str(clip), "--dir", str(tmp_path / "demo"), "--summary", str(summary_path)]
+    assert demo.main([*argv, "--in-store"]) == 0
+    summary = json.loads(summary_path.read_text())
+    in_store = summary["in_store_stored_in_store"]
+    assert summary["in_store_store"] == "DEMO-2"
+    assert in_store == summary["in_store_checkouts"] >= 1  # every checkout kept in the store
+    # head office reports it beside the cloud store, from the aggregates its server sent
+    assert summary["head_office_demo_2_mode"] == "store"
+    assert summary["head_office_demo_2_transactions"] == in_store
+    assert summary["head_office_demo_1_mode"] == "cloud"
+    assert summary["head_office_demo_1_transactions"] == summary["stored"]
+    assert summary["report_transactions"] == summary["stored"] + in_store
+    # and holds nothing personal of it
+    assert summary["in_store_receipts_at_head_office"] == 0
+    head_office = session_factory(make_engine(f"sqlite:///{tmp_path / 'demo' / 'cloud.db'}"))
+    with head_office() as session:
+        store_id = session.scalar(select(Store.id).where(Store.code == "DEMO-2"))
+        for model in (Receipt, Sighting, Visit, FaceSample):
+            found = select(func.count()).select_from(model).where(model.store_id == store_id)
+            assert session.scalar(found) == 0, model.__tablename__
+        enrolled = select(func.count()).where(Customer.first_store_id == store_id)
+        assert session.scalar(enrolled) == 0
+    in_store_db = session_factory(
+        make_engine(f"sqlite:///{tmp_path / 'demo' / 'store' / 'store.db'}")
+    )
+    with in_store_db() as session:  # where the faces are
+        assert session.scalar(select(func.count()).select_from(Receipt)) == in_store
+        assert session.scalar(select(func.count()).select_from(FaceSample))

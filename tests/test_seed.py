@@ -21,20 +21,34 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from cloud_api.cli import main as cli_main
+from cloud_api.db.migrate import is_sqlite, upgrade
 from cloud_api.db.models import (
     Customer,
     Device,
+    FaceSample,
     LineItem,
     Product,
     Receipt,
     Region,
+    RollupBaskets,
+    RollupBuyers,
+    RollupCategories,
+    RollupDirty,
+    RollupSales,
+    RollupSegmentSales,
+    RollupTraffic,
+    RollupVisitorSegments,
     Sighting,
     Store,
     Visit,
 )
 from cloud_api.db.session import make_engine
+from cloud_api.reports import rollups
 from cloud_api.seed import SeedError, SeedSummary, check_arguments, seed
-from tests.cloud_fixtures import module_migrated_url  # noqa: F401  (fixture)
+from tests.cloud_fixtures import (
+    module_migrated_url,  # noqa: F401  (fixture)
+    temporary_database,
+)
 
 END = date(2026, 3, 29)  # a Sunday: the 30 days hold four weekends and a bit
 STORES, DAYS, RECEIPTS, SEED = 3, 30, 2_500, 7
@@ -220,6 +234,12 @@ def test_returning_customers_and_one_off_buyers(seeded: Seeded) -> None:
 
 
 def test_customer_figures_match_their_visits_and_receipts(seeded: Seeded) -> None:
+    check_customer_figures(seeded)
+
+
+def check_customer_figures(seeded: Seeded) -> None:
+    """Every customer's figures are what the service would keep from their visits and
+    receipts, and they were enrolled at their first captured checkout."""
     receipts = {r.id: r for r in seeded.receipts}
     checkouts: Counter[int] = Counter()
     visit_times: dict[int, list[datetime]] = defaultdict(list)
@@ -359,18 +379,20 @@ def test_new_rows_get_ids_after_the_seeded_ones(seeded: Seeded) -> None:
 
 
 @pytest.mark.parametrize(
-    ("stores", "days", "receipts", "message"),
+    ("stores", "days", "receipts", "in_store", "message"),
     [
-        (0, 10, None, "stores must be between 1 and"),
-        (2, 0, None, "days must be between 1 and"),
-        (2, 10, 0, "receipts must be between 1 and"),
+        (0, 10, None, 0, "stores must be between 1 and"),
+        (2, 0, None, 0, "days must be between 1 and"),
+        (2, 10, 0, 0, "receipts must be between 1 and"),
+        (2, 10, None, 3, "in-store stores must be between 0 and 2, not 3"),
+        (2, 10, None, -1, "in-store stores must be between 0 and 2, not -1"),
     ],
 )
 def test_bad_arguments_are_refused(
-    stores: int, days: int, receipts: int | None, message: str
+    stores: int, days: int, receipts: int | None, in_store: int, message: str
 ) -> None:
     with pytest.raises(SeedError, match=message):
-        check_arguments(stores, days, receipts, 0)
+        check_arguments(stores, days, receipts, 0, in_store)
 
 
 def test_cli_seed_and_set_staff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -417,3 +439,146 @@ def test_cli_seed_and_set_staff(tmp_path: Path, capsys: pytest.CaptureFixture[st
         engine.dispose()
     assert cli_main(["admin", "set-staff", "--database-url", url, "--customer", "999999"]) == 1
     assert "storesight-cloud: error: unknown customer id 999999" in capsys.readouterr().err
+
+
+# ---- in-store stores: head office keeps only their rollups ---------------------------------
+
+_DAY_ROLLUPS = (
+    RollupTraffic,
+    RollupSales,
+    RollupCategories,
+    RollupBaskets,
+    RollupVisitorSegments,
+    RollupSegmentSales,
+)
+
+
+def rollup_rows(url: str, store_ids: set[int]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every rollup row of these stores (day tables and their own buyers), sorted."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            found = {
+                model.__tablename__: sorted(
+                    tuple(row)
+                    for row in session.execute(
+                        select(model.__table__).where(model.store_id.in_(store_ids))
+                    )
+                )
+                for model in _DAY_ROLLUPS
+            }
+            found["rollup_buyers"] = sorted(
+                tuple(row)
+                for row in session.execute(
+                    select(RollupBuyers.__table__).where(
+                        RollupBuyers.scope == "store", RollupBuyers.scope_id.in_(store_ids)
+                    )
+                )
+            )
+            return found
+    finally:
+        engine.dispose()
+
+
+def test_in_store_stores_leave_only_their_rollups_at_head_office(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    backend = "sqlite" if is_sqlite(seeded.url) else "postgresql"
+    with temporary_database(backend, tmp_path) as url:
+        upgrade(url)
+        summary = seed(
+            url,
+            stores=STORES,
+            days=DAYS,
+            end=END,
+            receipts=RECEIPTS,
+            seed=SEED,
+            in_store=1,
+            progress=False,
+        )
+        data = load(url)
+        mixed = Seeded(url, summary, **data)
+        modes = {s.code: s.mode for s in mixed.stores}
+        assert modes == {"S001": "cloud", "S002": "cloud", "S003": "store"}
+        assert summary.in_store_codes == ("S003",)
+        in_store = {s.id for s in mixed.stores if s.mode == "store"}
+        cloud = {s.id for s in mixed.stores} - in_store
+
+        # nothing personal of the in-store store at head office
+        assert not [r for r in mixed.receipts if r.store_id in in_store]
+        assert not [i for i in mixed.items if i.store_id in in_store]
+        assert not [s for s in mixed.sightings if s.store_id in in_store]
+        assert not [v for v in mixed.visits if v.store_id in in_store]
+        assert not [c for c in mixed.customers if c.first_store_id in in_store]
+        engine = make_engine(url)
+        try:
+            with Session(engine) as session:
+                assert session.scalar(select(func.count()).select_from(FaceSample)) == 0
+        finally:
+            engine.dispose()
+        # the cloud stores' rows are the all-cloud seed's, but for people enrolled in the
+        # in-store store: fewer customers, the same receipts, sightings and items
+        assert [(r.id, r.total, r.scanned_at) for r in mixed.receipts] == [
+            (r.id, r.total, r.scanned_at) for r in seeded.receipts if r.store_id in cloud
+        ]
+        assert len(mixed.sightings) == sum(s.store_id in cloud for s in seeded.sightings)
+        assert len(mixed.items) == sum(i.store_id in cloud for i in seeded.items)
+        assert 0 < len(mixed.customers) < len(seeded.customers)
+        check_customer_figures(mixed)  # people met in both keep only the cloud's rows
+        assert (summary.customers, summary.receipts, summary.sightings, summary.visits) == (
+            len(mixed.customers),
+            len(mixed.receipts),
+            len(mixed.sightings),
+            len(mixed.visits),
+        )
+        assert summary.line_items == len(mixed.items)
+        assert summary.devices == len(mixed.devices) == 2 * len(cloud)
+        assert {d.store_id for d in mixed.devices} == cloud
+        assert summary.members == sum(c.vip_number is not None for c in mixed.customers)
+
+        # its rollups are what they were before its rows left (the all-cloud seed's)
+        before = rollup_rows(seeded.url, in_store)
+        assert before["rollup_baskets"] and before["rollup_traffic"] and before["rollup_buyers"]
+        assert rollup_rows(url, in_store) == before
+        baskets = sum(row[2] for row in before["rollup_baskets"])  # transactions
+        assert baskets == sum(r.store_id in in_store for r in seeded.receipts) > 0
+
+        # head office's own recomputes leave them alone, and agree with the cloud stores'
+        cloud_rows = rollup_rows(url, cloud)
+        engine = make_engine(url)
+        try:
+            with Session(engine) as session, session.begin():
+                rollups.rebuild(session)
+            assert rollup_rows(url, in_store) == before
+            assert rollup_rows(url, cloud) == cloud_rows
+            with Session(engine) as session, session.begin():
+                for store_id in sorted(in_store | cloud):
+                    for day in (END, date(2026, 3, 1)):
+                        session.add(RollupDirty(store_id=store_id, day=day))
+            with Session(engine) as session, session.begin():
+                assert rollups.refresh(session).mode == "slices"
+        finally:
+            engine.dispose()
+        assert rollup_rows(url, in_store) == before
+        assert rollup_rows(url, cloud) == cloud_rows
+
+
+def test_cli_seed_in_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    argv = ["seed", "--database-url", url, "--stores", "2", "--days", "5", "--receipts", "200"]
+    assert cli_main([*argv, "--in-store", "3"]) == 1
+    assert "in-store stores must be between 0 and 2, not 3" in capsys.readouterr().err
+    assert cli_main([*argv, "--in-store", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  of which in-store\s+1$", out, re.MULTILINE)
+    assert "in-store (head office holds only their rollups): S002" in out
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            modes = {c: m for c, m in session.execute(select(Store.code, Store.mode))}
+            assert modes == {"S001": "cloud", "S002": "store"}
+            in_store = select(Store.id).where(Store.code == "S002").scalar_subquery()
+            assert not session.scalar(select(func.count()).where(Receipt.store_id == in_store))
+            assert session.scalar(select(func.count()).where(RollupBaskets.store_id == in_store))
+    finally:
+        engine.dispose()

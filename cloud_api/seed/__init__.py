@@ -47,17 +47,21 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import numpy as np
 import structlog
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from cloud_api.db.migrate import display_url
+from cloud_api.db.models import Customer, Device, LineItem, Receipt, Sighting, Store, Visit
 from cloud_api.db.session import make_engine
 from cloud_api.seed.catalogue import MAX_DAYS, MAX_RECEIPTS, MAX_STORES
 from cloud_api.seed.generate import _calendar, _generate
+from cloud_api.seed.instore import keep_aggregates_only
 from cloud_api.seed.results import SeedError, SeedSummary
 from cloud_api.seed.write import _BULK, _bulk_load, _refuse_activity, _total_rows, _write
 
@@ -66,10 +70,14 @@ __all__ = ["SeedError", "SeedSummary", "check_arguments", "seed"]
 log = structlog.get_logger(__name__)
 
 
-def check_arguments(stores: int, days: int, receipts: int | None, seed: int) -> None:
+def check_arguments(
+    stores: int, days: int, receipts: int | None, seed: int, in_store: int = 0
+) -> None:
     """Raise SeedError for arguments `seed` refuses (also what the CLI checks)."""
     if not 1 <= stores <= MAX_STORES:
         raise SeedError(f"stores must be between 1 and {MAX_STORES}, not {stores}")
+    if not 0 <= in_store <= stores:
+        raise SeedError(f"in-store stores must be between 0 and {stores}, not {in_store}")
     if not 1 <= days <= MAX_DAYS:
         raise SeedError(f"days must be between 1 and {MAX_DAYS}, not {days}")
     if receipts is not None and not 1 <= receipts <= MAX_RECEIPTS:
@@ -86,6 +94,7 @@ def seed(
     end: date | None = None,
     receipts: int | None = None,
     seed: int = 0,
+    in_store: int = 0,
     progress: bool = True,
 ) -> SeedSummary:
     """Add `stores` stores with `days` days of activity ending `end` (default today, UTC).
@@ -95,10 +104,15 @@ def seed(
     and users already there stay, and new names and codes avoid theirs. `receipts` scales
     traffic to about that many receipts. The same arguments and `seed` give the same data.
     Everything is written in one transaction: on any error nothing is added.
+
+    `in_store`: the last that many stores are in-store stores (`stores.mode = 'store'`):
+    head office keeps only their rollups, as if their store servers had pushed them, and
+    none of their customers, sightings, receipts or visits, nor their tills and cameras
+    (`cloud_api.seed.instore`). The summary then counts the rows head office keeps.
     """
     from cloud_api.db.migrate import ensure_current, is_sqlite
 
-    check_arguments(stores, days, receipts, seed)
+    check_arguments(stores, days, receipts, seed, in_store)
     end = end if end is not None else datetime.now(UTC).date()
     shown = display_url(url)
     ensure_current(url)
@@ -111,6 +125,7 @@ def seed(
         end=end.isoformat(),
         receipts=receipts,
         seed=seed,
+        in_store=in_store,
     )
     postgres = not is_sqlite(url)
     engine = make_engine(url)
@@ -155,12 +170,12 @@ def seed(
                 bar.set_description("seeded; indexing" if postgres else "seeded; committing")
         with engine.begin() as connection:  # planner statistics for the new rows
             connection.execute(text("ANALYZE"))
-        from sqlalchemy.orm import Session
-
         from cloud_api.reports import rollups
 
         with Session(engine) as session, session.begin():  # the reports' rollups, at once
             rollups.rebuild(session)
+            if in_store:  # in the same transaction: never half in-store
+                summary = _make_in_store(session, summary, in_store)
         if postgres:
             with engine.begin() as connection:
                 connection.execute(text("ANALYZE"))
@@ -173,3 +188,46 @@ def seed(
         **{name: count for name, count in summary.rows() if not name.startswith(" ")},
     )
     return summary
+
+
+def _make_in_store(session: Session, summary: SeedSummary, count: int) -> SeedSummary:
+    """The last `count` seeded stores become in-store stores, as if each had its own store
+    server: every day of their rollups (just computed, as their store server would) is read
+    as the store server reads it for head office (`upstream.days.read_day`), their personal
+    rows are removed, head office's own rollups are rebuilt without them, and their days are
+    stored as head office stores a push (`upstream.days.replace_day`). The summary's counts
+    become what head office keeps (the database held no activity before)."""
+    from cloud_api.reports import rollups
+    from cloud_api.upstream.days import read_day, replace_day
+
+    # the seeded stores have the highest ids (`_next_id`)
+    chosen = session.execute(
+        select(Store.id, Store.code).order_by(Store.id.desc()).limit(count)
+    ).all()
+    pushed = [
+        (row.id, read_day(session, row.id, day))
+        for row in chosen
+        for _, day in sorted(rollups.stored_days(session, row.id))
+    ]
+    keep_aggregates_only(session.connection(), [row.id for row in chosen])
+    for store_id, upstream_day in pushed:
+        replace_day(session, store_id, upstream_day)
+    rollups.rebuild(session)  # leaves the in-store stores' days alone (UPSTREAM_STORES)
+    counted = {
+        model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
+        for model in (Customer, Sighting, Receipt, LineItem, Visit, Device)
+    }
+    staff = session.scalar(select(func.count()).where(Customer.is_staff.is_(True))) or 0
+    members = session.scalar(select(func.count()).where(Customer.vip_number.is_not(None)))
+    return replace(
+        summary,
+        devices=counted["devices"],
+        customers=counted["customers"],
+        staff=int(staff),
+        members=int(members or 0),
+        sightings=counted["sightings"],
+        receipts=counted["receipts"],
+        line_items=counted["line_items"],
+        visits=counted["visits"],
+        in_store_codes=tuple(sorted(row.code for row in chosen)),
+    )

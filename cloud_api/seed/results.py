@@ -27,12 +27,18 @@ class SeedSummary:
     visits: int
     first_day: date
     last_day: date
+    #: stores whose personal rows are not at head office, only their rollups (in-store mode)
+    in_store_codes: tuple[str, ...] = ()
 
     def rows(self) -> list[tuple[str, int]]:
         """(what, count) pairs, for printing."""
+        in_store = (
+            [("  of which in-store", len(self.in_store_codes))] if self.in_store_codes else []
+        )
         return [
             ("regions", self.regions),
             ("stores", self.stores),
+            *in_store,
             ("devices", self.devices),
             ("products", self.products),
             ("customers", self.customers),
