@@ -206,11 +206,12 @@ def wait_for(condition: Callable[[], bool], what: str, deadline_s: float = DEADL
 
 
 def settled(app: FastAPI, streams: int) -> None:
-    """Every stream followed by the hub, and a round run since the last one joined."""
+    """Every stream followed by the hub, and a round that began after the last one joined
+    has run. (Not "a round after this call": the joins' own rounds may all be over by then,
+    and with the feed live and quiet the next round is a safety poll away.)"""
     hub = app.state.alert_hub
     wait_for(lambda: hub.streams == streams, f"{streams} streams followed")
-    rounds = hub.rounds
-    wait_for(lambda: hub.rounds > rounds, "a fan-out round")
+    wait_for(lambda: hub.rounds > hub.rounds_begun_at_join, "a fan-out round")
 
 
 def member(chain: Chain) -> tuple[str, NDArray[np.float32]]:

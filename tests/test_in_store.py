@@ -465,6 +465,11 @@ def test_head_office_refuses_days_from_anyone_but_an_in_store_stores_server(chai
         admin.set_store_mode(session, "S001", "cloud")
     moved = httpx.put(url, json=day, headers={"X-API-Key": chain.upstream_key}, timeout=30)
     assert moved.status_code == 409 and "cloud mode" in moved.text
+    # the store server keeps its days and says why
+    run_day(chain.store_till, DAYS[-1], chain.faces, seed=4, activity=Activity())
+    with pytest.raises(UpstreamRefused, match="HTTP 409 .*cloud mode"):
+        chain.pusher(Recorder()).push_once()
+    assert _pending(chain) == 1
 
 
 def test_a_deletion_at_the_store_reaches_head_office_figures(chain: Chain) -> None:

@@ -136,6 +136,10 @@ class AlertHub:
         self._task: asyncio.Task[None] | None = None
         #: rounds run (each one read for all streams); for tests and figures
         self.rounds = 0
+        #: rounds begun, and how many had begun when the newest stream joined: a round counted
+        #: in `rounds` beyond that began after it joined, so it has served every stream
+        self.rounds_begun = 0
+        self.rounds_begun_at_join = 0
         feed.subscribe((ALERTS, DEVICES), self._notified)
 
     @property
@@ -161,6 +165,7 @@ class AlertHub:
         """Follow `store_id`'s alerts after `after` with `device_id`'s key, while inside."""
         follower = AlertFollower(store_id, device_id, after)
         self._followers.add(follower)
+        self.rounds_begun_at_join = self.rounds_begun
         self._wake.set()  # its first round: the catch-up, and its key checked
         try:
             yield follower
@@ -229,6 +234,7 @@ class AlertHub:
     async def _round(self, loop: asyncio.AbstractEventLoop) -> bool:
         """One read for every open stream, handed out; whether it stopped at a limit."""
         followers = list(self._followers)
+        self.rounds_begun += 1
         read = await loop.run_in_executor(self._executor, self._read, followers)
         self.rounds += 1
         read_through = read.reached - LOOK_BACK_IDS

@@ -23,13 +23,39 @@ from cloud_api.reports import rollups
 from cloud_api.settings import CloudSettings
 from cloud_api.upstream.days import read_day
 from cloud_api.upstream.outbox import acknowledge, mark_pending, next_batch
-from contract import MAX_UPSTREAM_DAYS, UpstreamAck, UpstreamPush
-from kiosk_app.cloud_transport import error_from_response, make_client
+from contract import MAX_UPSTREAM_DAYS, ErrorBody, UpstreamAck, UpstreamPush
 
 log = structlog.get_logger(__name__)
 
 PATH = "/v1/upstream/days"
 USER_AGENT = "storesight-store-server"
+#: connect quickly or give up (the next round retries); a push of 7 days is small
+TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
+
+
+def _client(settings: CloudSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    """The store server's one HTTP client: head office's URL, the store's key (never
+    logged), explicit timeouts."""
+    assert settings.upstream_url and settings.upstream_key is not None
+    return httpx.Client(
+        base_url=settings.upstream_url.strip().rstrip("/"),
+        headers={
+            "X-API-Key": settings.upstream_key.get_secret_value(),
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
+        },
+        timeout=TIMEOUT,
+        transport=transport,
+    )
+
+
+def _refusal(response: httpx.Response) -> str:
+    """Head office's error answer in one line (its ErrorBody, or the status alone)."""
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    return f"HTTP {response.status_code} {body.error}: {body.detail[:300]}"
 
 
 class UpstreamRefused(RuntimeError):
@@ -84,12 +110,7 @@ class UpstreamPusher:
         if not settings.upstream_url or settings.upstream_key is None:
             return PushRound(0, 0)
         sent = requests = 0
-        with make_client(
-            settings.upstream_url,
-            settings.upstream_key.get_secret_value(),
-            transport=self._transport,
-            headers={"User-Agent": USER_AGENT},
-        ) as client:
+        with _client(settings, self._transport) as client:
             while True:
                 with self._sessions() as session:
                     batch = [
@@ -99,18 +120,13 @@ class UpstreamPusher:
                         break
                     push = UpstreamPush(days=[read_day(session, s, d) for s, d, _ in batch])
                 try:
-                    response = client.put(
-                        PATH,
-                        content=push.model_dump_json(),
-                        headers={"Content-Type": "application/json"},
-                    )
+                    response = client.put(PATH, content=push.model_dump_json())
                 except httpx.HTTPError as error:
                     reason = f"head office unreachable: {type(error).__name__}"
                     raise UpstreamRefused(reason) from error
                 requests += 1
                 if response.status_code != 200:
-                    refusal = error_from_response(response)
-                    raise UpstreamRefused(f"head office refused the days: {refusal}")
+                    raise UpstreamRefused(f"head office refused the days: {_refusal(response)}")
                 ack = UpstreamAck.model_validate_json(response.content)
                 accepted = set(ack.days)
                 with self._sessions() as session, session.begin():
