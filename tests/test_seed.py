@@ -32,12 +32,7 @@ from cloud_api.db.models import (
     Region,
     RollupBaskets,
     RollupBuyers,
-    RollupCategories,
     RollupDirty,
-    RollupSales,
-    RollupSegmentSales,
-    RollupTraffic,
-    RollupVisitorSegments,
     Sighting,
     Store,
     Visit,
@@ -443,14 +438,7 @@ def test_cli_seed_and_set_staff(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 # ---- in-store stores: head office keeps only their rollups ---------------------------------
 
-_DAY_ROLLUPS = (
-    RollupTraffic,
-    RollupSales,
-    RollupCategories,
-    RollupBaskets,
-    RollupVisitorSegments,
-    RollupSegmentSales,
-)
+_DAY_ROLLUPS = rollups.DAY_TABLES
 
 
 def rollup_rows(url: str, store_ids: set[int]) -> dict[str, list[tuple[Any, ...]]]:

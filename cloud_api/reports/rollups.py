@@ -77,7 +77,8 @@ LOOK_BACK_IDS = 50
 FULL_REBUILD_SLICES = 300
 ADVISORY_LOCK = 7_031_001
 SCOPES = ("store", "region", "chain")
-_DAY_TABLES = (
+#: the rollups keyed by store and day (recomputed per store-day slice)
+DAY_TABLES = (
     RollupTraffic,
     RollupSales,
     RollupCategories,
@@ -241,7 +242,7 @@ def _store_days(session: Session, dialect: str, part: Slice) -> None:
     store_server = is_store_server(session)
     # a store server queues the days it held before (they may empty out) and after
     changed = _stored_days(session, part) if store_server else set()
-    for table in _DAY_TABLES:
+    for table in DAY_TABLES:
         clear = delete(table)
         if part.store_id is not None:
             clear = clear.where(table.store_id == part.store_id)
@@ -296,7 +297,7 @@ def _stored_days(session: Session, part: Slice) -> set[tuple[int, date]]:
     if part.store_id is not None and part.day is not None:
         return {(part.store_id, part.day)}
     found: set[tuple[int, date]] = set()
-    for table in _DAY_TABLES:
+    for table in DAY_TABLES:
         query = select(table.store_id, table.day).distinct()
         if part.store_id is not None:
             query = query.where(table.store_id == part.store_id)
