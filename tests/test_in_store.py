@@ -496,3 +496,23 @@ def test_a_deletion_at_the_store_reaches_head_office_figures(chain: Chain) -> No
     assert [(d, b - 1, n - 1) for d, b, n in before] == after
     retention = _report(chain, "retention", store_id, days=30).json()["summary"]
     assert retention["first_time_buyers"] == before[0][2] - 1
+
+
+def test_a_long_absence_catches_up_seven_days_a_request(chain: Chain) -> None:
+    """Twenty days queued (here: days with nothing in them, which empty head office's
+    slices) go in three requests, oldest first, each day once."""
+    recorder = Recorder()
+    pusher = chain.pusher(recorder)
+    days = [TODAY.date() - timedelta(days=n) for n in range(40, 20, -1)]
+    from cloud_api.upstream.outbox import mark_pending
+
+    with session_factory(make_engine(chain.store_database))() as session, session.begin():
+        mark_pending(session, [(pusher.store_id, d) for d in days])
+    done = pusher.push_once()
+    assert (done.days_sent, done.requests) == (20, 3)
+    pushed = [
+        [d.day for d in UpstreamPush.model_validate_json(chunk.split(b"\n\n", 1)[1]).days]
+        for chunk in recorder.sent
+    ]
+    assert [d for request in pushed for d in request] == days
+    assert _pending(chain) == 0

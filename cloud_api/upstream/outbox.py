@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cloud_api.db.models import UpstreamPending
@@ -38,11 +38,12 @@ def mark_pending(session: Session, days: Iterable[tuple[int, date]]) -> None:
         )
 
 
-def next_batch(session: Session, limit: int) -> list[tuple[int, date, int]]:
-    """The oldest queued days: (store id, day, generation)."""
+def next_batch(session: Session, store_id: int, limit: int) -> list[tuple[int, date, int]]:
+    """The store's oldest queued days: (store id, day, generation)."""
     rows = session.execute(
         select(UpstreamPending.store_id, UpstreamPending.day, UpstreamPending.generation)
-        .order_by(UpstreamPending.day, UpstreamPending.store_id)
+        .where(UpstreamPending.store_id == store_id)
+        .order_by(UpstreamPending.day)
         .limit(limit)
     ).all()
     return [(int(s), d, int(g)) for s, d, g in rows]
@@ -64,7 +65,12 @@ def acknowledge(session: Session, sent: Iterable[tuple[int, date, int]]) -> int:
     return removed
 
 
-def pending_count(session: Session) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(select(func.count()).select_from(UpstreamPending)) or 0)
+def pending_count(session: Session, store_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(UpstreamPending)
+            .where(UpstreamPending.store_id == store_id)
+        )
+        or 0
+    )

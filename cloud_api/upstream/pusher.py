@@ -11,6 +11,7 @@ is retried by the caller (`_Periodic`: logged once, growing pauses).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import httpx
@@ -22,7 +23,7 @@ from cloud_api.db.models import Store
 from cloud_api.reports import rollups
 from cloud_api.settings import CloudSettings
 from cloud_api.upstream.days import read_day
-from cloud_api.upstream.outbox import acknowledge, mark_pending, next_batch
+from cloud_api.upstream.outbox import acknowledge, mark_pending, next_batch, pending_count
 from contract import MAX_UPSTREAM_DAYS, ErrorBody, UpstreamAck, UpstreamPush
 
 log = structlog.get_logger(__name__)
@@ -110,12 +111,14 @@ class UpstreamPusher:
         if not settings.upstream_url or settings.upstream_key is None:
             return PushRound(0, 0)
         sent = requests = 0
+        with self._sessions() as session:
+            # what is queued now, and one request more for days changed meanwhile; the rest
+            # waits for the next round (a busy day re-queued at every refresh ends the round)
+            most = math.ceil(pending_count(session, self.store_id) / MAX_UPSTREAM_DAYS) + 1
         with _client(settings, self._transport) as client:
-            while True:
+            while requests < most:
                 with self._sessions() as session:
-                    batch = [
-                        b for b in next_batch(session, MAX_UPSTREAM_DAYS) if b[0] == self.store_id
-                    ]
+                    batch = next_batch(session, self.store_id, MAX_UPSTREAM_DAYS)
                     if not batch:
                         break
                     push = UpstreamPush(days=[read_day(session, s, d) for s, d, _ in batch])
