@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -303,34 +303,33 @@ class People:
             return person
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process and its child processes (uvicorn's workers) have
-    used (Linux /proc; NaN elsewhere)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK") if total else float("nan")
-
-
-def postgres_cpu_seconds() -> float:
-    """User + system CPU time of every PostgreSQL server process on this machine (Linux
-    /proc; NaN where there is none: a remote database)."""
-    total = 0
+def _processes() -> Iterator[tuple[str, str, list[str]]]:
+    """(pid, command name, the fields after it) of every process (Linux /proc)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
-        except OSError:
+        except OSError:  # ended meanwhile
             continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        if name.startswith("postgres"):
-            fields = text.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK") if total else float("nan")
+        name, rest = text[text.index("(") + 1 :].rsplit(")", 1)
+        yield stat.parent.name, name, rest.split()
+
+
+def _cpu_of(chosen: Iterable[list[str]]) -> float:
+    """User + system CPU seconds of these processes' fields; NaN for none."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in chosen)
+    return ticks / os.sysconf("SC_CLK_TCK") if ticks else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process and its child processes (uvicorn's workers) have used."""
+    me = str(pid)
+    return _cpu_of(f for p, _, f in _processes() if p == me or f[1] == me)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL server process on this machine (NaN where there is
+    none: a remote database)."""
+    return _cpu_of(f for _, name, f in _processes() if name.startswith("postgres"))
 
 
 def checkout_body(face: Face, rng: np.random.Generator, till: int, n: int) -> bytes:

@@ -350,15 +350,24 @@ def confirm_possible_members(
     return confirmed
 
 
+def head_office_client(cloud: str) -> httpx.Client:
+    """An HTTP client signed in as the demo's head-office user (close it when done)."""
+    client = httpx.Client(base_url=cloud, timeout=30)
+    client.post(
+        "/v1/auth/login", json={"email": HEAD_OFFICE_EMAIL, "password": DEMO_PASSWORD}
+    ).raise_for_status()
+    return client
+
+
 def head_office_view(cloud: str) -> dict[str, Any]:
     """What head office sees of the demo: a few report figures, read over HTTP as a user."""
-    with httpx.Client(base_url=cloud, timeout=30) as client:
-        client.post(
-            "/v1/auth/login", json={"email": HEAD_OFFICE_EMAIL, "password": DEMO_PASSWORD}
-        ).raise_for_status()
+    client = head_office_client(cloud)
+    try:
         traffic = client.get("/v1/reports/traffic").json()["summary"]
         customers = client.get("/v1/reports/customers").json()["summary"]
         categories = client.get("/v1/reports/categories").json()
+    finally:
+        client.close()
     return {
         "report_transactions": traffic["transactions"],
         "report_buyers": traffic["buyers"],
@@ -383,15 +392,6 @@ def _count_receipts(database: str, store_code: str | None = None) -> int:
             return int(connection.scalar(query) or 0)
     finally:
         engine.dispose()
-
-
-def head_office_client(cloud: str) -> httpx.Client:
-    """An HTTP client signed in as the demo's head-office user (close it when done)."""
-    client = httpx.Client(base_url=cloud, timeout=30)
-    client.post(
-        "/v1/auth/login", json={"email": HEAD_OFFICE_EMAIL, "password": DEMO_PASSWORD}
-    ).raise_for_status()
-    return client
 
 
 def per_store_traffic(client: httpx.Client) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import select
 
 from cloud_api.db.models import Store
 from cloud_api.reports import rollups
@@ -21,7 +20,7 @@ def accept(services: Services, caller: Caller, push: UpstreamPush) -> UpstreamAc
     Only a store head office knows as in-store (`stores.mode = 'store'`) may send days: a
     cloud store's rollups are computed here from its receipts and would be overwritten."""
     with services.sessions() as session, session.begin():
-        store = session.scalar(select(Store).where(Store.id == caller.store_id))
+        store = session.get(Store, caller.store_id)
         assert store is not None  # the caller's key belongs to it
         if store.mode != "store":
             raise Conflict(
