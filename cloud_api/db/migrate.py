@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, pool
 from sqlalchemy.engine import URL, make_url
 
 from cloud_api.db.models import Base
+from cloud_api.db.session import DEFAULT_SQLITE_BUSY_TIMEOUT_S
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -75,9 +76,15 @@ def migration_engine(url: str | URL) -> Engine:
     on, the table copies batch mode makes would cascade deletes into child tables.
     """
     parsed = normalise_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(parsed, poolclass=pool.NullPool, hide_parameters=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        # wait for another process's migration or write as the app does, not pysqlite's 5 s
+        connect_args["timeout"] = DEFAULT_SQLITE_BUSY_TIMEOUT_S
+        if parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(
+        parsed, poolclass=pool.NullPool, hide_parameters=True, connect_args=connect_args
+    )
 
 
 @contextmanager
