@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, pool
 from sqlalchemy.engine import URL, make_url
 
 from cloud_api.db.models import Base
-from cloud_api.db.session import DEFAULT_SQLITE_BUSY_TIMEOUT_S
+from cloud_api.db.sqlite_wait import DEFAULT_SQLITE_BUSY_TIMEOUT_S
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

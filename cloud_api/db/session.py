@@ -33,13 +33,15 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from cloud_api.db.sqlite_wait import DEFAULT_SQLITE_BUSY_TIMEOUT_S
+
 if TYPE_CHECKING:
     from cloud_api.settings import CloudSettings
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
-DEFAULT_SQLITE_BUSY_TIMEOUT_S = 30.0
+
 #: the execution option that chooses how a SQLite transaction begins
 SQLITE_BEGIN = "storesight_sqlite_begin"
 
