@@ -29,8 +29,9 @@ DEVICE_KINDS = ("till", "entrance", "store_server")
 #: "cloud": the store's devices talk to this service; "store": a store server in the store
 #: keeps faces and receipts and sends head office only aggregates
 STORE_MODES = ("cloud", "store")
-USER_ROLES = ("admin", "head_office", "store_manager")
-STORE_ROLES = ("store_manager",)  # roles that belong to one store
+USER_ROLES = ("admin", "head_office", "store_manager", "store_staff")
+#: roles that belong to one store: a manager reads its reports, staff use the staff app
+STORE_ROLES = ("store_manager", "store_staff")
 
 _STORE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
@@ -245,7 +246,7 @@ def create_user(
     password: str,
     store_code: str | None = None,
 ) -> User:
-    """A new user. Store managers belong to one store; other roles to none.
+    """A new user. Store managers and store staff belong to one store; other roles to none.
 
     The email is stored lower-cased and must be unique; the password is kept as a salted
     scrypt hash and must be at least `MIN_PASSWORD_LENGTH` characters.
@@ -336,6 +337,7 @@ def delete_user(session: Session, email: str) -> int:
 
 def _end_sessions(session: Session, user: User) -> int:
     result = session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    change_feed.notify(session, change_feed.SESSIONS)  # their open staff streams end
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -1,7 +1,8 @@
 """The per-process change feed: PostgreSQL notifications wake what would otherwise poll.
 
 Writers call `notify(session, channel, payload)` inside the transaction that writes the change
-(a face sample, a customer's deletion, a VIP alert, a device's revocation). On PostgreSQL that
+(a face sample, a customer's deletion, a VIP alert, a device's revocation, a
+sign-out). On PostgreSQL that
 is `pg_notify`, which the server delivers only when (and only if) the transaction commits; on
 SQLite it does nothing.
 
@@ -43,7 +44,8 @@ SAMPLES = "storesight_samples"  # payload: empty
 DELETIONS = "storesight_deletions"  # payload: empty
 ALERTS = "storesight_alerts"  # payload: the alert's store id
 DEVICES = "storesight_devices"  # payload: the revoked device's id
-CHANNELS = (SAMPLES, DELETIONS, ALERTS, DEVICES)
+SESSIONS = "storesight_sessions"  # payload: empty (user sessions ended: sign-out, revocation)
+CHANNELS = (SAMPLES, DELETIONS, ALERTS, DEVICES, SESSIONS)
 APPLICATION_NAME = "storesight-change-feed"
 MIN_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0

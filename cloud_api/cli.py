@@ -174,8 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     user = actions.add_parser("create-user", parents=[database], help="add a user")
     user.add_argument("--email", required=True)
     user.add_argument("--name", required=True)
-    user.add_argument("--role", required=True, metavar="{admin,head_office,store_manager}")
-    user.add_argument("--store", help="store code (store managers only)")
+    user.add_argument(
+        "--role", required=True, metavar="{admin,head_office,store_manager,store_staff}"
+    )
+    user.add_argument("--store", help="store code (store managers and store staff only)")
     user.add_argument(
         "--password-stdin",
         action="store_true",

@@ -166,6 +166,33 @@ class CloudSettings(BaseSettings):
     session_hours: float = Field(
         12.0, gt=0.0, le=24.0 * 30, description="how long a dashboard sign-in lasts"
     )
+    staff_session_hours: float = Field(
+        24.0 * 30,
+        gt=0.0,
+        le=24.0 * 90,
+        description="how long a store_staff sign-in lasts (the staff app on a shop phone or "
+        "tablet stays signed in; `admin revoke-sessions` or `disable-user` ends it at once)",
+    )
+    staff_list_hours: int = Field(
+        12,
+        ge=1,
+        le=48,
+        description="the staff app lists the arrivals of the last this many hours",
+    )
+    staff_alert_retention_hours: int = Field(
+        24,
+        ge=1,
+        le=24 * 7,
+        description="arrival alerts (face crops included) and their greetings are deleted "
+        "after this many hours; at least staff_list_hours",
+    )
+    frequent_visits: int = Field(
+        10,
+        ge=0,
+        le=10_000,
+        description="a recognised non-member with at least this many visits is announced to "
+        "the staff app as a frequent customer (no photo, no name); 0: never",
+    )
     estimate_demographics: bool = Field(True, description="run age/gender on face crops")
     # sign-in limits, kept in memory by each API process (see cloud_api/services/login_limits)
     login_ip_burst: int = Field(
@@ -226,6 +253,15 @@ class CloudSettings(BaseSettings):
             raise ValueError("store_code and upstream_url are for mode 'store' (a store server)")
         if self.upstream_url and self.upstream_key is None:
             raise ValueError("upstream_url needs upstream_key: the store's key at head office")
+        return self
+
+    @model_validator(mode="after")
+    def _alerts_outlive_the_staff_list(self) -> CloudSettings:
+        if self.staff_alert_retention_hours < self.staff_list_hours:
+            raise ValueError(
+                f"staff_alert_retention_hours ({self.staff_alert_retention_hours}) must be at "
+                f"least staff_list_hours ({self.staff_list_hours}): the list shows those alerts"
+            )
         return self
 
     def decision_policy(self) -> DecisionPolicy:

@@ -6,4 +6,5 @@ depends only on pydantic, so the kiosk package pulls in no server code.
 
 from contract.bodies import *  # noqa: F403
 from contract.reports import *  # noqa: F403
+from contract.staff import *  # noqa: F403
 from contract.upstream import *  # noqa: F403

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 Cell = str | int | float | None
-UserRole = Literal["admin", "head_office", "store_manager"]
+UserRole = Literal["admin", "head_office", "store_manager", "store_staff"]
 
 REPORT_NAMES = (
     "traffic",

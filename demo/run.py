@@ -65,6 +65,7 @@ IN_STORE_CODE = "DEMO-2"
 #: how often the demo's store server sends head office what changed (seconds)
 UPSTREAM_INTERVAL_S = 2.0
 HEAD_OFFICE_EMAIL = "head-office@demo.storesight"
+STAFF_EMAIL = "staff@demo.storesight"  # the staff app (/staff/), store DEMO-1
 DEMO_PASSWORD = "demo-password-1"  # a local demo database only
 #: Consecutive frames a face must be the primary customer before the simulated POS scans.
 PRIMARY_FRAMES = 8
@@ -103,6 +104,9 @@ def setup_cloud(url: str) -> dict[str, str]:
         _, till = admin.create_device(session, "DEMO-1", "till", "till 1")
         _, entrance = admin.create_device(session, "DEMO-1", "entrance", "door")
         admin.create_user(session, HEAD_OFFICE_EMAIL, "Head office", "head_office", DEMO_PASSWORD)
+        admin.create_user(
+            session, STAFF_EMAIL, "Demo staff", "store_staff", DEMO_PASSWORD, "DEMO-1"
+        )
     return {"till": till, "entrance": entrance}
 
 
@@ -377,6 +381,20 @@ def head_office_view(cloud: str) -> dict[str, Any]:
     }
 
 
+def staff_view(cloud: str) -> dict[str, Any]:
+    """What the store's staff app lists of the demo's arrivals, read over HTTP as a staff user."""
+    with httpx.Client(base_url=cloud, timeout=30) as client:
+        client.post(
+            "/v1/auth/login", json={"email": STAFF_EMAIL, "password": DEMO_PASSWORD}
+        ).raise_for_status()
+        arrivals = client.get("/v1/staff/arrivals").json()["arrivals"]
+        client.post("/v1/auth/logout")
+    return {
+        "staff_app_arrivals": len(arrivals),
+        "staff_app_member_arrivals": sum(1 for a in arrivals if a["member"] is not None),
+    }
+
+
 def _count_receipts(database: str, store_code: str | None = None) -> int:
     from sqlalchemy import func, select
 
@@ -535,10 +553,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             finally:
                 client.close()
-        reports = head_office_view(cloud)
+        reports = head_office_view(cloud) | staff_view(cloud)
         if args.serve:
             print(
                 f"\ndashboard: {cloud}/dashboard (sign in as {HEAD_OFFICE_EMAIL} / "
+                f"{DEMO_PASSWORD})\nstaff app: {cloud}/staff/ (sign in as {STAFF_EMAIL} / "
                 f"{DEMO_PASSWORD}); Ctrl-C to stop"
             )
             try:

@@ -14,7 +14,11 @@ in-store store's server holds, is tested with that mode in tests/test_in_store.p
 store, and another store's customer is a 404 like a missing one; membership changes and
 deletes need the customer's home region (cloud_api/services/customers.py). Users (sessions,
 `Authorization: Bearer sss_...`) read reports: head office and admins all stores, a store
-manager their own (cloud_api/reports/access.py); they have no device endpoint. A login works
+manager their own (cloud_api/reports/access.py); they have no device endpoint. The staff app's
+API (`/v1/staff/*`) is for a store's managers and staff, about their own store only
+(`{arrival}`: a member's arrival at A's entrance; another store's manager gets 404 as for a
+missing one); head office and admins have none (the `store_staff` role's own rules:
+tests/test_staff_app.py). A login works
 whoever asks; logout always answers 204 (signing out a user caller uses a session of its own,
 so the shared one lives on).
 """
@@ -30,12 +34,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute, Route
 
 from cloud_api.api.app import create_app
-from cloud_api.db.models import Store, User, UserSession, utcnow
+from cloud_api.db.models import AlertEvent, Store, User, UserSession, utcnow
 from cloud_api.db.session import make_engine, session_factory, transaction
 from tests.cloud_fixtures import module_migrated_url  # noqa: F401  (fixture)
 from tests.cloud_server import serve
@@ -95,6 +99,8 @@ MATRIX = (
     Row("GET",    "/v1/customers/{a_only}/history",       (200, 404,  404,   403,  401,  401, 401,  401, 401, 401,  401,  401)),
     Row("PUT",    "/v1/customers/{member}/membership",    (200, 200,  403,   403,  401,  401, 401,  401, 401, 401,  401,  401), "membership"),
     Row("PUT",    "/v1/customers/{a_only}/membership",    (200, 404,  404,   403,  401,  401, 401,  401, 401, 401,  401,  401), "a_only_membership"),
+    Row("DELETE", "/v1/customers/{victim}/membership",    (200, 200,  403,   403,  401,  401, 401,  401, 401, 401,  401,  401)),
+    Row("DELETE", "/v1/customers/{a_victim}/membership",  (200, 404,  404,   403,  401,  401, 401,  401, 401, 401,  401,  401)),
     Row("DELETE", "/v1/customers/{victim}",               (204, 204,  403,   403,  401,  401, 401,  401, 401, 401,  401,  401)),
     Row("DELETE", "/v1/customers/{a_victim}",             (204, 404,  404,   403,  401,  401, 401,  401, 401, 401,  401,  401)),
     Row("GET",    "/v1/stores/{store_a}/alerts",          (200, 403,  403,   200,  401,  401, 401,  401, 401, 401,  401,  401)),
@@ -108,6 +114,15 @@ MATRIX = (
     Row("GET",    "/v1/reports/{name}?store={store_a}",   (401, 401,  401,   401,  401,  401, 200,  200, 200, 403,  401,  401)),
     Row("GET",    "/v1/reports/{name}?region={north}",    (401, 401,  401,   401,  401,  401, 200,  200, 200, 200,  401,  401)),
     Row("GET",    "/v1/reports/{name}?region={south}",    (401, 401,  401,   401,  401,  401, 200,  200, 403, 403,  401,  401)),
+    Row("GET",    "/v1/staff/session",                    (200, 200,  200,   200,  200,  200, 403,  403, 200, 200,  200,  200)),
+    Row("GET",    "/v1/staff/me",                         (401, 401,  401,   401,  401,  401, 403,  403, 200, 200,  401,  401)),
+    Row("GET",    "/v1/staff/arrivals",                   (401, 401,  401,   401,  401,  401, 403,  403, 200, 200,  401,  401)),
+    Row("GET",    "/v1/staff/arrivals/{arrival}",         (401, 401,  401,   401,  401,  401, 403,  403, 200, 404,  401,  401)),
+    Row("POST",   "/v1/staff/arrivals/{arrival}/greeted", (401, 401,  401,   401,  401,  401, 403,  403, 200, 404,  401,  401)),
+    Row("GET",    "/v1/staff/stream",                     (401, 401,  401,   401,  401,  401, 403,  403, 200, 200,  401,  401)),
+    Row("GET",    "/staff",                               (307, 307,  307,   307,  307,  307, 307,  307, 307, 307,  307,  307)),
+    Row("GET",    "/staff/",                              (200, 200,  200,   200,  200,  200, 200,  200, 200, 200,  200,  200)),
+    Row("GET",    "/staff/{path}",                        (200, 200,  200,   200,  200,  200, 200,  200, 200, 200,  200,  200)),
     Row("GET",    "/dashboard",                           (200, 200,  200,   200,  200,  200, 200,  200, 200, 200,  200,  200)),
     Row("GET",    "/dashboard/",                          (307, 307,  307,   307,  307,  307, 307,  307, 307, 307,  307,  307)),
     Row("GET",    "/dashboard/static/{path}",             (200, 200,  200,   200,  200,  200, 200,  200, 200, 200,  200,  200)),
@@ -148,6 +163,11 @@ def world(
         chain = Chain(server.url, module_migrated_url, keys)
         member, _ = chain.member("M-1", seen_in=(keys.store_b, keys.store_c))
         a_only, _ = chain.member("A-1")
+        _, arriving = chain.member("R-1")
+        seen = chain.request(
+            "POST", "/v1/sightings", keys.entrance_a, sighting_body([arriving, arriving])
+        )
+        assert seen.status_code == 200 and seen.json()["is_vip"], seen.text
         tokens = {
             caller: _login(server.url, email)
             for caller, email in (
@@ -192,8 +212,16 @@ def world(
             "south": _region(sessions, keys.store_c),
             "name": "traffic",
             "path": "app.js",
+            "arrival": _newest_alert(sessions),
         }
         yield World(chain, headers, values)
+
+
+def _newest_alert(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        found = session.scalar(select(func.max(AlertEvent.id)))
+        assert found is not None
+        return int(found)
 
 
 def _region(sessions: sessionmaker[Session], store_id: int) -> int:
@@ -241,7 +269,7 @@ def _call(row: Row, caller: str, world: World) -> httpx.Response:
             headers = {"Authorization": f"Bearer {token}"}
     url = chain.url + row.path.format(**values)
     body = _body(row.body, world)
-    if row.path.endswith("/alerts"):
+    if row.path.endswith(("/alerts", "/stream")):
         with httpx.stream("GET", url, headers=headers, timeout=60) as stream:
             if stream.status_code == 200:
                 first = next(stream.iter_lines())
@@ -271,6 +299,7 @@ ROUTE_PARAMETERS = {
     "victim": "customer_id",
     "a_victim": "customer_id",
     "decision": "decision_id",
+    "arrival": "arrival_id",
     "store_a": "store_id",
     "name": "name",
     "path": "path:path",

@@ -85,7 +85,7 @@ def test_upgrade_from_empty_to_head(empty_database_url: str) -> None:  # noqa: F
 
     upgrade(empty_database_url)
 
-    assert current(empty_database_url) == head_revision() == "0006"
+    assert current(empty_database_url) == head_revision() == "0007"
     assert _tables(empty_database_url) == set(Base.metadata.tables) | {"alembic_version"}
     ensure_current(empty_database_url)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from cloud_api import admin
-from cloud_api.api.routes import resume_point
+from cloud_api.api.alert_stream import resume_point
 from cloud_api.db.models import Customer, Receipt
 from cloud_api.db.session import make_engine, session_factory, transaction
 from cloud_api.reports import rollups, run_report

@@ -19,6 +19,7 @@ from cloud_api.api.limits import BodySizeLimit
 from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.request_id import RequestIdMiddleware
 from cloud_api.api.routes import router
+from cloud_api.api.staff_routes import router as staff_api
 from cloud_api.change_feed import DELETIONS, SAMPLES, ChangeFeed
 from cloud_api.dashboard import router as dashboard
 from cloud_api.db.session import error_line, open_database, session_factory
@@ -30,6 +31,7 @@ from cloud_api.services.login_limits import LoginLimits
 from cloud_api.services.recognizer import Recognizer
 from cloud_api.services.retention import purge_expired
 from cloud_api.settings import CloudSettings
+from cloud_api.staff_app import router as staff_app
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +205,8 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
     app.include_router(reporting)
     app.include_router(health)
     app.include_router(dashboard)
+    app.include_router(staff_api)
+    app.include_router(staff_app)
     return app
 
 

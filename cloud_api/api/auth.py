@@ -11,7 +11,8 @@ here, once, by the dependency an endpoint declares (a kind it was not made for i
 | `POST /v1/decisions/{id}/confirm`, `/reject`     | yes  | no       |
 | `POST /v1/sightings`                             | no   | yes      |
 | `GET /v1/customers/{id}`, `/history`             | yes  | no       |
-| `PUT /v1/customers/{id}/membership`, `DELETE`    | yes  | no       |
+| `PUT`, `DELETE /v1/customers/{id}/membership`    | yes  | no       |
+| `DELETE /v1/customers/{id}`                      | yes  | no       |
 | `GET /v1/stores/{id}/alerts` (own store only)    | yes  | yes      |
 
 A `store_server` key (an in-store store's server, at head office) may only

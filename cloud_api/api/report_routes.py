@@ -13,15 +13,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Cookie, Depends, Header, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from cloud_api.api.alert_stream import MAX_ID
 from cloud_api.api.auth import ServicesDep
 from cloud_api.api.headers import request_is_https
-from cloud_api.api.routes import MAX_ID
+from cloud_api.api.user_auth import COOKIE, UserDep, session_token
 from cloud_api.db.models import User
 from cloud_api.reports import REPORTS, run_report
 from cloud_api.reports.access import authorise
 from cloud_api.reports.common import EARLIEST_DAY, check_day
 from cloud_api.reports.csv_export import to_csv
 from cloud_api.services import users
+from cloud_api.services.errors import Forbidden
 from contract import (
     LoginRequest,
     LoginResponse,
@@ -34,30 +36,19 @@ from contract import (
 )
 
 router = APIRouter(prefix="/v1")
-COOKIE = "storesight_session"
 DEFAULT_DAYS = 30
 ScopeId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 WholeNumber = Annotated[int | None, Query(ge=-MAX_ID, le=MAX_ID)]
 
 
-def _token(authorization: str | None, cookie: str | None) -> str | None:
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return cookie
+def reporting_user(user: UserDep) -> User:
+    """A signed-in user who may read reports: store staff may not (403)."""
+    if user.role in users.NO_REPORTS:
+        raise Forbidden(f"the role {user.role!r} has no access to reports (the staff app: /staff/)")
+    return user
 
 
-def signed_in_user(
-    svc: ServicesDep,
-    authorization: Annotated[str | None, Header()] = None,
-    storesight_session: Annotated[str | None, Cookie()] = None,
-) -> User:
-    try:
-        return users.authenticate(svc, _token(authorization, storesight_session))
-    except users.AuthError as error:
-        raise HTTPException(401, str(error)) from None
-
-
-UserDep = Annotated[User, Depends(signed_in_user)]
+ReportUserDep = Annotated[User, Depends(reporting_user)]
 
 
 @router.post("/auth/login", response_model=LoginResponse, tags=["reports"])
@@ -79,7 +70,7 @@ def login(
     response.set_cookie(
         COOKIE,
         answer.token,
-        max_age=int(svc.settings.session_hours * 3600),
+        max_age=int(users.session_hours(svc, answer.user.role) * 3600),
         httponly=True,
         secure=request_is_https(request, svc.settings),
         samesite="strict",
@@ -94,7 +85,7 @@ def logout(
     authorization: Annotated[str | None, Header()] = None,
     storesight_session: Annotated[str | None, Cookie()] = None,
 ) -> Response:
-    token = _token(authorization, storesight_session)
+    token = session_token(authorization, storesight_session)
     if token:
         users.logout(svc, token)
     response = Response(status_code=204)
@@ -108,20 +99,20 @@ def me(user: UserDep) -> UserOut:
 
 
 @router.get("/scope", response_model=Scope, tags=["reports"])
-def scope(user: UserDep, svc: ServicesDep) -> Scope:
+def scope(user: ReportUserDep, svc: ServicesDep) -> Scope:
     """The regions and stores the signed-in user may report on."""
     return users.scope(svc, user)
 
 
 @router.get("/reports", response_model=list[ReportInfo], tags=["reports"])
-def list_reports(user: UserDep) -> list[ReportInfo]:
+def list_reports(user: ReportUserDep) -> list[ReportInfo]:
     return list(REPORTS.values())
 
 
 @router.get("/reports/{name}", response_model=Report, tags=["reports"])
 async def get_report(
     name: str,
-    user: UserDep,
+    user: ReportUserDep,
     svc: ServicesDep,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
@@ -12,6 +10,7 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cloud_api.api.alert_stream import MAX_ID, alert_stream, resume_point
 from cloud_api.api.auth import AnyDeviceDep, EntranceDep, ServicesDep, StoreServerDep, TillDep
 from cloud_api.services import (
     alerts,
@@ -22,7 +21,6 @@ from cloud_api.services import (
     sightings,
     timestamps,
 )
-from cloud_api.services.alert_hub import AlertHub
 from cloud_api.upstream import intake
 from contract import (
     CheckoutRequest,
@@ -43,13 +41,6 @@ ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
 }
 router = APIRouter(prefix="/v1", responses=ERRORS)
-HEARTBEAT_S = 15.0
-#: how often a quiet stream looks whether its client left or the process is shutting down
-#: (`cloud_api.api.shutdown` reports a shutdown as the client leaving): a draining process
-#: ends its streams within this, not after the grace period
-DISCONNECT_CHECK_S = 0.5
-#: ids are 64-bit signed integers in every database; a larger one is a bad request, not a 500
-MAX_ID = 2**63 - 1
 CustomerId = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
 StoreId = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
 
@@ -116,6 +107,15 @@ def put_membership(
     return customers.bind_membership(svc, who, customer_id, body)
 
 
+@router.delete(
+    "/customers/{customer_id}/membership", response_model=CustomerOut, tags=["customers"]
+)
+def delete_membership(customer_id: CustomerId, who: TillDep, svc: ServicesDep) -> CustomerOut:
+    """The customer withdrew their consent (opted out): membership ends, their arrival
+    alerts and photos are deleted, and staff are never told of them again."""
+    return customers.withdraw_membership(svc, who, customer_id)
+
+
 @router.delete("/customers/{customer_id}", status_code=204, tags=["customers"])
 def delete_customer(customer_id: CustomerId, who: TillDep, svc: ServicesDep) -> Response:
     """Delete the customer's faces, visits and personal fields; receipts stay, unlinked."""
@@ -138,49 +138,23 @@ async def stream_alerts(
     raised after, when its key is revoked."""
     if store_id != who.store_id:
         raise HTTPException(403, "a device may only follow its own store's alerts")
-    hub: AlertHub = request.app.state.alert_hub
     resumed = resume_point(last_event_id)
     after = resumed if resumed is not None else await run_in_threadpool(alerts.latest_alert_id, svc)
 
-    async def events() -> AsyncIterator[str]:
-        last = after
-        yield ": connected\n\n"
-        # the resume point, before any event: a client cut off before its first alert
-        # resumes from here (Last-Event-ID) and misses nothing raised meanwhile
-        yield f"id: {last}\n\n"
-        with hub.follow(store_id, who.device_id, after) as follower:
-            quiet_since = time.monotonic()
-            while not await request.is_disconnected():
-                batch = await follower.next(timeout=DISCONNECT_CHECK_S)
-                if batch is None:
-                    if follower.ending == "revoked":
-                        yield ": the device key was revoked\n\n"
-                    return
-                for event in batch:
-                    last = max(last, event.event_id)  # a late commit never moves it back
-                    data = json.dumps(event.model_dump(mode="json"))
-                    yield f"id: {last}\nevent: vip_arrival\ndata: {data}\n\n"
-                if batch:
-                    quiet_since = time.monotonic()
-                elif time.monotonic() - quiet_since >= HEARTBEAT_S:
-                    quiet_since = time.monotonic()
-                    yield ": keep-alive\n\n"
+    async def render(batch: list[alerts.Alert]) -> list[tuple[int, str, str]]:
+        return [
+            (a.event_id, "vip_arrival", json.dumps(alerts.vip_arrival(a).model_dump(mode="json")))
+            for a in batch
+        ]
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    return alert_stream(
+        request,
+        store_id=store_id,
+        after=after,
+        kinds=alerts.DEVICE_KINDS,
+        render=render,
+        device_id=who.device_id,
     )
-
-
-def resume_point(last_event_id: str | None) -> int | None:
-    """The event id a client resumes after, or None (start from now) when Last-Event-ID is
-    missing, not a plain decimal number, or beyond any id the database can hold."""
-    if last_event_id is None:
-        return None
-    value = last_event_id.strip()
-    if not (value.isascii() and value.isdigit() and len(value) <= 19):
-        return None
-    after = int(value)
-    return after if after <= MAX_ID else None
 
 
 # /healthz and /readyz: cloud_api.api.health

@@ -9,66 +9,31 @@ report API lets them see.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
+
+from cloud_api.api.static_files import (
+    APP_CACHE,
+    CONTENT_TYPES,
+    package_file,
+    page_headers,
+)
 
 __all__ = ["STATIC_DIR", "router", "static_file"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-#: the only kinds of file served; anything else is a 404
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".md": "text/plain; charset=utf-8",
-}
-
-#: application files change with each release: revalidate often; the vendored library is
-#: versioned by its LICENSES.md entry and changes rarely
-APP_CACHE = "public, max-age=300, must-revalidate"
+#: the vendored library is versioned by its LICENSES.md entry and changes rarely
 VENDOR_CACHE = "public, max-age=86400"
-
-#: the page loads only its own files and talks only to its own origin
-PAGE_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
-)
 
 router = APIRouter(include_in_schema=False)
 
 
 def static_file(path: str) -> Path:
-    """The package file at `path` under STATIC_DIR; 404 for anything else.
-
-    Refuses absolute paths, `..`, hidden files, backslashes and unknown file types before
-    touching the file system, then checks again that the resolved file is inside STATIC_DIR
-    (a symbolic link must not lead out).
-    """
-    if not path or "\\" in path or "\x00" in path:
-        raise HTTPException(404, "no such dashboard file")
-    parts = PurePosixPath(path).parts
-    if PurePosixPath(path).is_absolute() or any(p in ("", ".", "..") or p[0] == "." for p in parts):
-        raise HTTPException(404, "no such dashboard file")
-    if PurePosixPath(path).suffix.lower() not in CONTENT_TYPES:
-        raise HTTPException(404, "no such dashboard file")
-    candidate = STATIC_DIR.joinpath(*parts).resolve()
-    if not candidate.is_relative_to(STATIC_DIR) or not candidate.is_file():
-        raise HTTPException(404, "no such dashboard file")
-    return candidate
+    """The package file at `path` under STATIC_DIR; 404 for anything else."""
+    return package_file(STATIC_DIR, path, "dashboard")
 
 
 @router.get("/")
@@ -84,15 +49,7 @@ def dashboard_slash() -> RedirectResponse:
 @router.get("/dashboard")
 def dashboard() -> FileResponse:
     return FileResponse(
-        STATIC_DIR / "index.html",
-        media_type=CONTENT_TYPES[".html"],
-        headers={
-            "Cache-Control": "no-cache",
-            "Content-Security-Policy": PAGE_POLICY,
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-            "X-Frame-Options": "DENY",
-        },
+        STATIC_DIR / "index.html", media_type=CONTENT_TYPES[".html"], headers=page_headers()
     )
 
 

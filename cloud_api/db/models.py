@@ -123,7 +123,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(32))  # "admin" | "head_office" | "store_manager"
+    #: "admin" | "head_office" | "store_manager" | "store_staff" (the last two: one store)
+    role: Mapped[str] = mapped_column(String(32))
     store_id: Mapped[int | None] = mapped_column(
         ForeignKey("stores.id", ondelete="SET NULL"), nullable=True
     )
@@ -163,6 +164,9 @@ class Customer(Base):
     lifetime_spend: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
     # enrolled as staff: never counted as a visitor or customer in reports
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: the customer withdrew their consent (`DELETE /v1/customers/{id}/membership`): no
+    #: membership, and never raised to the staff app again, until they consent anew
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
@@ -381,7 +385,24 @@ class AlertEvent(Base):
     # the customer an alert is about, so deleting the customer deletes their alerts too
     customer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: indexed for retention (`staff_alert_retention_hours`) and the staff app's day list
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ArrivalGreeting(Base):
+    """A staff member greeted the customer of an arrival alert (the staff app's "greeted"):
+    one per alert, the first to press wins, so two staff do not approach the same customer.
+    Deleted with the alert (the customer's deletion, retention)."""
+
+    __tablename__ = "arrival_greetings"
+    alert_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("alert_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    by_name: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # ---- report rollups: derived from the tables above, rebuilt at will (cloud_api.reports.rollups)

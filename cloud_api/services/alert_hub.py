@@ -1,11 +1,12 @@
 """One alert fan-out per API process: every open staff stream is served from one read.
 
-Each stream (`GET /v1/stores/{id}/alerts`) follows its store through the process's
-`AlertHub` instead of polling the database itself. A round of the hub reads, in one session
-and whatever the number of streams: the ids of the followed stores' VIP alerts above the
-lowest point any stream has read to; the full alerts for those ids some stream has not been
-handed yet (only when there are some); then which followed devices' keys are still active.
-Each stream gets its own store's alerts from memory, each once.
+Each stream (a device's `GET /v1/stores/{id}/alerts`, the staff app's `GET /v1/staff/stream`)
+follows its store through the process's `AlertHub` instead of polling the database itself. A
+round of the hub reads, in one session and whatever the number of streams: the ids of the
+followed stores' alerts (of the kinds some stream wants) above the lowest point any stream has
+read to; the full alerts for those ids some stream has not been handed yet (only when there
+are some); then which followed devices' keys and users' sessions are still active. Each
+stream gets its own store's alerts of its own kinds from memory, each once.
 
 Ids from concurrent transactions can commit out of order (alert 10 committed after alert 11
 was read), so a round looks again LOOK_BACK_IDS below what it read last, as the recogniser
@@ -14,17 +15,18 @@ late commit once, when it appears. A stream's SSE `id` is the highest id it was 
 
 When a round runs:
 - on PostgreSQL with the change feed listening: when an alert is committed for a followed
-  store, or a followed device is revoked (NOTIFY), and every `change_feed_safety_poll_s`;
+  store, a followed device is revoked or user sessions end (NOTIFY), and every
+  `change_feed_safety_poll_s`;
 - on SQLite, and while the feed's connection is lost: every `alert_poll_interval_s`;
 - when a stream opens (its catch-up after Last-Event-ID, and its key checked);
 never more often than every `alert_poll_interval_s` (unless catching up on a full batch),
 and never while no stream is open.
 
-A stream outlives the request's authentication, and its key may be revoked meanwhile. The
-keys are checked after the alerts are read, so an alert raised after the revocation was
-committed is either not read yet, or read together with the revocation (the device query
-sees the same or a later snapshot): a revoked key's stream is ended without it, never given
-anything raised after the revocation.
+A stream outlives the request's authentication, and its key may be revoked (or its user's
+session ended) meanwhile. Keys and sessions are checked after the alerts are read, so an
+alert raised after the revocation was committed is either not read yet, or read together with
+the revocation (the check sees the same or a later snapshot): a revoked stream is ended
+without it, never given anything raised after the revocation.
 """
 
 from __future__ import annotations
@@ -41,11 +43,18 @@ import structlog
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.change_feed import ALERTS, DEVICES, MAX_BACKOFF_S, MIN_BACKOFF_S, ChangeFeed
+from cloud_api.change_feed import (
+    ALERTS,
+    DEVICES,
+    MAX_BACKOFF_S,
+    MIN_BACKOFF_S,
+    SESSIONS,
+    ChangeFeed,
+)
 from cloud_api.db.session import error_line
-from cloud_api.services.alerts import alert_ids_after, arrivals
+from cloud_api.services.alerts import Alert, alert_ids_after, alerts_by_id
 from cloud_api.services.devices import active_device_ids
-from contract import VipArrival
+from cloud_api.services.users import active_session_ids
 
 log = structlog.get_logger(__name__)
 
@@ -60,20 +69,33 @@ Ending = Literal["revoked", "closing"]
 
 
 class AlertFollower:
-    """One open stream's place: its store, its device, and what the hub handed it."""
+    """One open stream's place: its store, the kinds it wants, whose it is (a device's key or
+    a user's session), and what the hub handed it."""
 
-    def __init__(self, store_id: int, device_id: int, after: int) -> None:
+    def __init__(
+        self,
+        store_id: int,
+        after: int,
+        kinds: frozenset[str],
+        *,
+        device_id: int | None = None,
+        session_id: int | None = None,
+    ) -> None:
+        if (device_id is None) == (session_id is None):
+            raise ValueError("a stream is a device's or a user session's, exactly one")
         self.store_id = store_id
+        self.kinds = kinds
         self.device_id = device_id
+        self.session_id = session_id
         #: every alert of the store up to this id was handed out, or predates the stream
         self.after = after
         #: ids above `after` handed out (a late commit below them may still come)
         self.handed: set[int] = set()
         self.ending: Ending | None = None
-        self._pending: list[VipArrival] = []
+        self._pending: list[Alert] = []
         self._ready = asyncio.Event()
 
-    async def next(self, timeout: float) -> list[VipArrival] | None:
+    async def next(self, timeout: float) -> list[Alert] | None:
         """The alerts handed out since the last call; [] when none came within `timeout`
         seconds; None once the stream is over (see `ending`)."""
         if not self._pending and self.ending is None:
@@ -85,13 +107,24 @@ class AlertFollower:
             return batch
         return None if self.ending is not None else []
 
-    def wants(self, alert_id: int, store_id: int) -> bool:
-        return store_id == self.store_id and alert_id > self.after and alert_id not in self.handed
+    def wants(self, alert_id: int, store_id: int, kind: str) -> bool:
+        return (
+            store_id == self.store_id
+            and kind in self.kinds
+            and alert_id > self.after
+            and alert_id not in self.handed
+        )
 
-    def receive(self, batch: list[VipArrival], read_through: int) -> None:
+    def active(self, devices: set[int], sessions: set[int]) -> bool:
+        """Whether its key or session is among those still active."""
+        if self.device_id is not None:
+            return self.device_id in devices
+        return self.session_id in sessions
+
+    def receive(self, batch: list[Alert], read_through: int) -> None:
         """Hand over `batch` (what it wants of it), then forget what lies at or below
         `read_through`: every alert of the store up to there has now been seen."""
-        fresh = [a for a in batch if self.wants(a.event_id, a.store_id)]
+        fresh = [a for a in batch if self.wants(a.event_id, a.store_id, a.kind)]
         self.handed.update(a.event_id for a in fresh)
         self.after = max(self.after, read_through)
         self.handed = {i for i in self.handed if i > self.after}
@@ -106,12 +139,13 @@ class AlertFollower:
 
 @dataclass(frozen=True)
 class _Read:
-    arrivals: list[VipArrival]
+    alerts: list[Alert]
     #: alerts up to this id were all seen by the read (late commits aside)
     reached: int
     #: the read stopped at a limit: more follows at once
     full: bool
     active_devices: set[int]
+    active_sessions: set[int]
 
 
 class AlertHub:
@@ -140,7 +174,7 @@ class AlertHub:
         #: in `rounds` beyond that began after it joined, so it has served every stream
         self.rounds_begun = 0
         self.rounds_begun_at_join = 0
-        feed.subscribe((ALERTS, DEVICES), self._notified)
+        feed.subscribe((ALERTS, DEVICES, SESSIONS), self._notified)
 
     @property
     def streams(self) -> int:
@@ -161,9 +195,18 @@ class AlertHub:
         self._followers.clear()
 
     @contextlib.contextmanager
-    def follow(self, store_id: int, device_id: int, after: int) -> Iterator[AlertFollower]:
-        """Follow `store_id`'s alerts after `after` with `device_id`'s key, while inside."""
-        follower = AlertFollower(store_id, device_id, after)
+    def follow(
+        self,
+        store_id: int,
+        after: int,
+        kinds: frozenset[str],
+        *,
+        device_id: int | None = None,
+        session_id: int | None = None,
+    ) -> Iterator[AlertFollower]:
+        """Follow `store_id`'s alerts of `kinds` after `after`, with `device_id`'s key or the
+        user session `session_id`, while inside."""
+        follower = AlertFollower(store_id, after, kinds, device_id=device_id, session_id=session_id)
         self._followers.add(follower)
         self.rounds_begun_at_join = self.rounds_begun
         self._wake.set()  # its first round: the catch-up, and its key checked
@@ -189,6 +232,8 @@ class AlertHub:
                 return
             if channel == DEVICES and all(f.device_id != wanted for f in self._followers):
                 return
+        if channel == SESSIONS and all(f.session_id is None for f in self._followers):
+            return
         self._wake.set()
 
     # ---- rounds ----------------------------------------------------------------------------
@@ -238,13 +283,13 @@ class AlertHub:
         read = await loop.run_in_executor(self._executor, self._read, followers)
         self.rounds += 1
         read_through = read.reached - LOOK_BACK_IDS
-        by_store: defaultdict[int, list[VipArrival]] = defaultdict(list)
-        for arrival in read.arrivals:
-            by_store[arrival.store_id].append(arrival)
+        by_store: defaultdict[int, list[Alert]] = defaultdict(list)
+        for alert in read.alerts:
+            by_store[alert.store_id].append(alert)
         for follower in followers:
             if follower not in self._followers:  # closed during the read
                 continue
-            if follower.device_id not in read.active_devices:
+            if not follower.active(read.active_devices, read.active_sessions):
                 self._followers.discard(follower)
                 follower.finish("revoked")
                 continue
@@ -258,19 +303,25 @@ class AlertHub:
         of_store: defaultdict[int, list[AlertFollower]] = defaultdict(list)
         for follower in followers:
             of_store[follower.store_id].append(follower)
+        kinds = frozenset().union(*(f.kinds for f in followers))
         with self._sessions() as session:
-            seen = alert_ids_after(session, of_store, lower, scan)
+            seen = alert_ids_after(session, of_store, lower, scan, kinds)
             wanted = [
                 alert_id
-                for alert_id, store_id in seen
-                if any(f.wants(alert_id, store_id) for f in of_store[store_id])
+                for alert_id, store_id, kind in seen
+                if any(f.wants(alert_id, store_id, kind) for f in of_store[store_id])
             ]
             full = len(seen) >= scan or len(wanted) > self._batch
             reached = seen[-1][0] if seen else lower
             if len(wanted) > self._batch:
                 wanted = wanted[: self._batch]
                 reached = min(reached, wanted[-1])
-            found = arrivals(session, wanted) if wanted else []
-            # the keys after the alerts, in the same session: see the module's docstring
-            active = active_device_ids(session, {f.device_id for f in followers})
-        return _Read(found, reached, full, active)
+            found = alerts_by_id(session, wanted) if wanted else []
+            # keys and sessions after the alerts, in the same session: see the docstring
+            devices = active_device_ids(
+                session, {f.device_id for f in followers if f.device_id is not None}
+            )
+            sessions = active_session_ids(
+                session, {f.session_id for f in followers if f.session_id is not None}
+            )
+        return _Read(found, reached, full, devices, sessions)

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from cloud_api import change_feed
 from cloud_api.db.models import (
-    AlertEvent,
     Customer,
     CustomerDeletion,
     FaceSample,
@@ -26,6 +25,7 @@ from cloud_api.db.models import (
     LineItem as LineItemRow,
 )
 from cloud_api.reports import rollups
+from cloud_api.services import alerts
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Conflict, Forbidden, NotFound
 from cloud_api.services.vip_card import member_info, unidentified_card
@@ -146,9 +146,30 @@ def bind_membership(
         customer.name = request.name
         customer.level = request.level
         customer.consent_at = utcnow()
+        customer.opted_out_at = None  # a fresh consent
         session.flush()
         out = customer_out(customer)
     log.info("membership_bound", customer=customer_id, store=caller.store_id)
+    return out
+
+
+def withdraw_membership(services: Services, caller: Caller, customer_id: int) -> CustomerOut:
+    """The customer withdrew their consent: no membership (name, VIP number, level go), their
+    arrival alerts and face crops are deleted and leave every staff app at once, and they are
+    never announced to staff again (not even as a frequent customer) until they consent anew.
+    Their faces stay for recognition at the till, as any customer's (`DELETE` removes those)."""
+    with services.sessions() as session, session.begin():
+        customer = changeable_customer(session, caller, customer_id)
+        now = utcnow()
+        customer.vip_number = None
+        customer.name = None
+        customer.level = None
+        customer.consent_at = None
+        customer.opted_out_at = now
+        alerts.withdraw(session, [customer_id], now)
+        session.flush()
+        out = customer_out(customer)
+    log.info("membership_withdrawn", customer=customer_id, store=caller.store_id)
     return out
 
 
@@ -192,7 +213,7 @@ def purge(session: Session, customer_ids: list[int]) -> None:
     _unlink_decisions(session, customer_ids)
     session.execute(delete(PaymentToken).where(PaymentToken.customer_id.in_(customer_ids)))
     session.execute(delete(Visit).where(Visit.customer_id.in_(customer_ids)))
-    session.execute(delete(AlertEvent).where(AlertEvent.customer_id.in_(customer_ids)))
+    alerts.withdraw(session, customer_ids, utcnow())  # gone from every staff app at once
     session.execute(delete(FaceSample).where(FaceSample.customer_id.in_(customer_ids)))
     session.execute(delete(Customer).where(Customer.id.in_(customer_ids)))
     session.add_all(CustomerDeletion(customer_id=i) for i in customer_ids)

@@ -1,6 +1,7 @@
 """Anonymous data expires: customers without membership unseen for the retention period are
 deleted with their face samples (receipts stay, unlinked); a possible member's held shots go
-after a day if the cashier never answered."""
+after a day if the cashier never answered; staff alerts (arrivals with their face crops,
+greetings) go after `staff_alert_retention_hours`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 from sqlalchemy import select, update
 
 from cloud_api.db.models import Customer, RecognitionDecision, utcnow
+from cloud_api.services import alerts
 from cloud_api.services.context import Services
 from cloud_api.services.customers import purge
 
@@ -39,7 +41,16 @@ def purge_expired(services: Services, batch: int = 1000) -> int:
     if total:
         log.info("anonymous_customers_expired", count=total, cutoff=cutoff.isoformat())
     _expire_pending_shots(services)
+    _expire_alerts(services)
     return total
+
+
+def _expire_alerts(services: Services) -> None:
+    cutoff = utcnow() - timedelta(hours=services.settings.staff_alert_retention_hours)
+    with services.sessions() as session, session.begin():
+        expired = alerts.expire(session, cutoff)
+    if expired:
+        log.info("staff_alerts_expired", count=expired)
 
 
 def _expire_pending_shots(services: Services) -> None:

@@ -3,8 +3,10 @@
 Entrance faces are identified but never enrolled: a customer is created only at a checkout,
 where a receipt gives the visit a purpose. A member is named to staff only when the face is
 sure enough for the member card (the policy's member target); children are not matched. A
-member's arrival becomes an alert event for the store's staff, at most once per
-`ALERT_COOLDOWN` per customer and store.
+member's arrival becomes an alert event for the store's staff (`vip_arrival`), and so does a
+frequent customer's who is not a member (`frequent_arrival`: at least `frequent_visits`
+visits; no photo, no name), at most once per `ALERT_COOLDOWN` per customer and store. Staff
+(employees) and customers who opted out are never announced.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloud_api import change_feed
 from cloud_api.db.models import AlertEvent, Customer, Sighting, Visit, utcnow
+from cloud_api.services import alerts
 from cloud_api.services.context import Caller, Services
 from cloud_api.services.errors import Forbidden
 from cloud_api.services.identity import judge_face
@@ -59,9 +61,10 @@ def sighting(services: Services, caller: Caller, request: SightingRequest) -> Si
                     at=request.captured_at,
                 )
             )
-            if is_vip:
+            kind = _arrival_kind(customer, services.settings.frequent_visits)
+            if kind is not None:
                 crop = request.face_crop.jpeg_base64 if request.face_crop else None
-                _alert(session, caller.store_id, customer, now, crop)
+                _alert(session, caller.store_id, customer, kind, now, crop)
         session.flush()
         visitors = _visitors_today(session, caller.store_id, now)
         answer = SightingResponse(
@@ -74,37 +77,46 @@ def sighting(services: Services, caller: Caller, request: SightingRequest) -> Si
     return answer
 
 
+def _arrival_kind(customer: Customer, frequent_visits: int) -> str | None:
+    """The alert a recognised customer's arrival raises, if any."""
+    if customer.is_staff or customer.opted_out_at is not None:
+        return None
+    if customer.is_member:
+        return alerts.VIP_ARRIVAL
+    if frequent_visits and customer.visit_count >= frequent_visits:
+        return alerts.FREQUENT_ARRIVAL
+    return None
+
+
 def _alert(
-    session: Session, store_id: int, customer: Customer, now: datetime, face: str | None
+    session: Session,
+    store_id: int,
+    customer: Customer,
+    kind: str,
+    now: datetime,
+    face: str | None,
 ) -> None:
-    """`face`: the entrance's chip (base64 JPEG, a few KB), shown to staff: the customer is a
-    member, who consented. It lives in the alert's payload, deleted with the customer."""
+    """`face`: the entrance's chip (base64 JPEG, a few KB), shown to staff for a member only
+    (who consented). It lives in the alert's payload, deleted with the customer and by
+    retention (`staff_alert_retention_hours`)."""
     recent = session.scalars(
-        select(AlertEvent).where(
+        select(AlertEvent.customer_id).where(
             AlertEvent.store_id == store_id,
-            AlertEvent.kind == "vip_arrival",
+            AlertEvent.kind.in_(alerts.ARRIVALS),
             AlertEvent.created_at >= now - ALERT_COOLDOWN,
         )
     ).all()
-    if any(event.customer_id == customer.id for event in recent):
+    if customer.id in recent:
         return
-    session.add(
-        AlertEvent(
-            store_id=store_id,
-            kind="vip_arrival",
-            customer_id=customer.id,
-            created_at=now,
-            payload={
-                "customer_id": customer.id,
-                "vip_number": customer.vip_number,
-                "name": customer.name,
-                "level": customer.level or "standard",
-                "at": now.isoformat(),
-                "face_jpeg_base64": face,
-            },
-        )
-    )
-    change_feed.notify(session, change_feed.ALERTS, str(store_id))  # wakes the streams
+    payload: dict[str, object] = {"customer_id": customer.id, "at": now.isoformat()}
+    if kind == alerts.VIP_ARRIVAL:
+        payload |= {
+            "vip_number": customer.vip_number,
+            "name": customer.name,
+            "level": customer.level or "standard",
+            "face_jpeg_base64": face,
+        }
+    alerts.raise_alert(session, store_id, kind, payload, customer_id=customer.id, at=now)
 
 
 def _visitors_today(session: Session, store_id: int, now: datetime) -> int:

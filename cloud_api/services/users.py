@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 
 import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from cloud_api import change_feed
 from cloud_api.db.models import Region, Store, User, UserSession, utcnow
 from cloud_api.db.session import transaction
 from cloud_api.security import hash_password, verify_password
@@ -84,7 +86,7 @@ def login(
                 limits.failed(email)
             raise AuthError("wrong email or password")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        expires = now + timedelta(hours=svc.settings.session_hours)
+        expires = now + timedelta(hours=session_hours(svc, user.role))
         session.add(UserSession(user_id=user.id, token_hash=_hash(token), expires_at=expires))
         session.execute(delete(UserSession).where(UserSession.expires_at < now))
         out = user_out(user)
@@ -94,18 +96,38 @@ def login(
     return LoginResponse(token=token, expires_at=expires, user=out)
 
 
+STAFF_ROLE = "store_staff"
+#: the roles of one store (`User.store_id` set)
+STORE_ROLES = ("store_manager", STAFF_ROLE)
+#: the roles that may not report: the staff app is all they use
+NO_REPORTS = (STAFF_ROLE,)
+
+
+def session_hours(svc: Services, role: str) -> float:
+    """How long a sign-in lasts: long on a shop floor's phone (the staff app), a working day
+    at a desk (the dashboard). Either ends at once when revoked."""
+    return svc.settings.staff_session_hours if role == STAFF_ROLE else svc.settings.session_hours
+
+
 def logout(svc: Services, token: str) -> None:
     with transaction(svc.sessions) as session:
         session.execute(delete(UserSession).where(UserSession.token_hash == _hash(token)))
+        change_feed.notify(session, change_feed.SESSIONS)  # its open streams end
 
 
 def authenticate(svc: Services, token: str | None) -> User:
     """The signed-in user of a session token; disabled users' sessions do not work."""
+    return authenticate_session(svc, token)[0]
+
+
+def authenticate_session(svc: Services, token: str | None) -> tuple[User, int]:
+    """The signed-in user of a session token and the session's id (what a stream that
+    outlives the request checks again: `active_session_ids`)."""
     if not token:
         raise AuthError("sign in first (POST /v1/auth/login)")
     with svc.sessions() as session:
         row = session.execute(
-            select(User, UserSession.expires_at)
+            select(User, UserSession.expires_at, UserSession.id)
             .join(UserSession, UserSession.user_id == User.id)
             .where(UserSession.token_hash == _hash(token), User.disabled_at.is_(None))
         ).first()
@@ -113,19 +135,38 @@ def authenticate(svc: Services, token: str | None) -> User:
             raise AuthError("the session has expired or was signed out; sign in again")
         user: User = row[0]
         session.expunge(user)
-        return user
+        return user, row[2]
+
+
+def active_session_ids(session: Session, session_ids: Iterable[int]) -> set[int]:
+    """Which of these user sessions still exist, unexpired, of a user not disabled: one query
+    for every user stream of a process (the alert hub asks once per round)."""
+    wanted = sorted(set(session_ids))
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(UserSession.id)
+            .join(User, User.id == UserSession.user_id)
+            .where(
+                UserSession.id.in_(wanted),
+                UserSession.expires_at > utcnow(),
+                User.disabled_at.is_(None),
+            )
+        ).all()
+    )
 
 
 def scope(svc: Services, user: User) -> Scope:
     """The regions and stores this user may report on."""
     with svc.sessions() as session:
         stores_query = select(Store).order_by(Store.code)
-        if user.role == "store_manager":
+        if user.role in STORE_ROLES:
             stores_query = stores_query.where(Store.id == (user.store_id or -1))
         stores = list(session.scalars(stores_query))
         region_ids = {s.region_id for s in stores}
         regions_query = select(Region).order_by(Region.name)
-        if user.role == "store_manager":
+        if user.role in STORE_ROLES:
             regions_query = regions_query.where(Region.id.in_(region_ids or {-1}))
         regions = list(session.scalars(regions_query))
         return Scope(
