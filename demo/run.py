@@ -46,6 +46,7 @@ from kiosk_app.events import (
     EventCollector,
     JsonLinesWriter,
     KioskEvent,
+    SightingReported,
 )
 from kiosk_app.kiosk_config import KioskConfig
 from kiosk_app.pipeline import FrameResult
@@ -270,6 +271,41 @@ def run_pass(
         print("warning: some checkouts were still undelivered (the outbox keeps them)")
     service.stop()
     writer.close()
+
+
+def run_entrance_pass(source: str, cloud: str, keys: dict[str, str]) -> int:
+    """The same clip through the store's entrance camera (the kiosk in entrance mode): each
+    face is counted, and a member or frequent customer recognised goes to the staff app.
+    Returns how many sightings the cloud took."""
+    events = EventCollector()
+    writer = JsonLinesWriter(DEMO_DIR / "logs" / "kiosk-events-entrance.jsonl")
+
+    def sink(event: KioskEvent) -> None:
+        events(event)
+        writer(event)
+
+    config = KioskConfig(
+        source=source,
+        cloud_url=cloud,
+        api_key=keys["entrance"],
+        device="door-1",
+        mode="entrance",
+        receipts_port=0,
+        data_dir=DEMO_DIR / "entrance",
+        detector=kiosk_detector(source),
+    )
+    service = KioskService(config, sink)
+    service.start()
+    print(f"entrance: the door camera on {source}")
+    service.source_ended.wait(timeout=60 if source.isdigit() else None)
+    if not service.drain(timeout_s=60):
+        print("warning: some sightings were still undelivered (the outbox keeps them)")
+    service.stop()
+    writer.close()
+    sightings = events.of(SightingReported)
+    vips = sum(1 for s in sightings if s.is_vip)
+    print(f"entrance: {len(sightings)} sightings, {vips} of a VIP member")
+    return len(sightings)
 
 
 def summary(
@@ -521,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         run_pass(2, source, cloud, keys, passes[1])
         cards = [card for events in passes for card in events.of(CardReceived)]
         confirmed = confirm_possible_members(cloud, keys["till"], member, cards)
+        entrance_sightings = run_entrance_pass(source, cloud, keys)
         if args.in_store:
             (DEMO_DIR / "store").mkdir(parents=True, exist_ok=True)
             store_keys = setup_in_store(database, store_database)
@@ -554,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 client.close()
         reports = head_office_view(cloud) | staff_view(cloud)
+        reports["entrance_sightings"] = entrance_sightings
         if args.serve:
             print(
                 f"\ndashboard: {cloud}/dashboard (sign in as {HEAD_OFFICE_EMAIL} / "

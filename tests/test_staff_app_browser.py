@@ -38,6 +38,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 
 from cloud_api import admin
 from cloud_api.db.session import make_engine, session_factory, transaction
+from cloud_api.staff_app import shell_version
 from contract import CheckoutRequest, Embedding, LineItem
 from contract import Receipt as ReceiptIn
 from tests.cloud_fixtures import temporary_database
@@ -386,6 +387,7 @@ def test_the_service_worker_never_caches_the_api(store: Store) -> None:
     assert worker.status_code == 200
     assert worker.headers["content-type"].startswith("text/javascript")
     assert "/v1/" in worker.text
+    assert f'const VERSION = "{shell_version()}";' in worker.text  # not the file's "v1"
     manifest = httpx.get(store.url + "/staff/manifest.webmanifest", timeout=60)
     assert manifest.headers["content-type"].startswith("application/manifest+json")
     assert manifest.json()["start_url"] == "/staff/"

@@ -7,7 +7,8 @@
 //   never goes through this worker and never lands in Cache Storage.
 // - notificationclick: bring the app to the front on the arrival's card.
 //
-// Bump VERSION whenever a shell file changes.
+// The server replaces VERSION's "v1" with a hash of the shell's files (cloud_api.staff_app), so
+// a release that changes any of them installs a new worker and drops the old cache.
 
 const VERSION = "v1";
 const CACHE = `storesight-staff-shell-${VERSION}`;
