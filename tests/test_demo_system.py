@@ -57,6 +57,10 @@ def test_demo_stores_every_receipt_once_and_recognises_returning_faces(
     assert bound and bound >= summary["checkouts"] - 1
     assert summary["returning_second_pass"] >= 1  # the same people, recognised on pass two
     assert summary["bytes_per_checkout"] < 16_000  # descriptors and one small chip, no frames
+    # the clip again through the entrance camera: the member who joined after pass one walks
+    # in, and the store's staff app lists the arrival (read over HTTP as a store_staff user)
+    assert summary["entrance_sightings"] >= 1
+    assert summary["staff_app_member_arrivals"] >= 1
 
 
 def test_demo_in_store_store_reaches_head_office_as_aggregates_only(
