@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract.bodies import MAX_CROP_BYTES, Preferences, PurchaseLevel
+from contract.bodies import MAX_CROP_BYTES, PlainText, Preferences, PurchaseLevel
 from contract.reports import StoreOut, UserOut
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "ArrivalsWithdrawn",
     "Greeting",
     "StaffArrivals",
+    "NewStaffAccount",
+    "StaffAccount",
     "StaffMe",
     "StaffSession",
 ]
@@ -124,3 +126,21 @@ class ArrivalsWithdrawn(_Wire):
     withdrew their consent)."""
 
     arrival_ids: list[int]
+
+
+class NewStaffAccount(_Wire):
+    """A staff account a store's manager (or an admin) opens for the store."""
+
+    email: str = Field(min_length=3, max_length=254)
+    name: PlainText = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=256)
+
+
+class StaffAccount(_Wire):
+    id: int
+    email: str
+    name: str
+    store_id: int
+    created_at: datetime
+    disabled_at: datetime | None
+    signed_in_devices: int = Field(description="sessions not yet expired or signed out")

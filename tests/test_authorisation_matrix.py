@@ -18,7 +18,8 @@ manager their own (cloud_api/reports/access.py); they have no device endpoint. T
 API (`/v1/staff/*`) is for a store's managers and staff, about their own store only
 (`{arrival}`: a member's arrival at A's entrance; another store's manager gets 404 as for a
 missing one); head office and admins have none (the `store_staff` role's own rules:
-tests/test_staff_app.py). A login works
+tests/test_staff_app.py). A store's staff accounts (`/v1/stores/{id}/staff`) are managed by
+its manager and by admins (`{staff}`: a fresh staff account of A for each call). A login works
 whoever asks; logout always answers 204 (signing out a user caller uses a session of its own,
 so the shared one lives on).
 """
@@ -38,6 +39,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute, Route
 
+from cloud_api import admin
 from cloud_api.api.app import create_app
 from cloud_api.db.models import AlertEvent, Store, User, UserSession, utcnow
 from cloud_api.db.session import make_engine, session_factory, transaction
@@ -114,6 +116,10 @@ MATRIX = (
     Row("GET",    "/v1/reports/{name}?store={store_a}",   (401, 401,  401,   401,  401,  401, 200,  200, 200, 403,  401,  401)),
     Row("GET",    "/v1/reports/{name}?region={north}",    (401, 401,  401,   401,  401,  401, 200,  200, 200, 200,  401,  401)),
     Row("GET",    "/v1/reports/{name}?region={south}",    (401, 401,  401,   401,  401,  401, 200,  200, 403, 403,  401,  401)),
+    Row("GET",    "/v1/stores/{store_a}/staff",           (401, 401,  401,   401,  401,  401, 403,  200, 200, 403,  401,  401)),
+    Row("POST",   "/v1/stores/{store_a}/staff",           (401, 401,  401,   401,  401,  401, 403,  201, 201, 403,  401,  401), "staff_account"),
+    Row("DELETE", "/v1/stores/{store_a}/staff/{staff}/sessions", (401, 401, 401, 401, 401,  401, 403,  204, 204, 403,  401,  401)),
+    Row("DELETE", "/v1/stores/{store_a}/staff/{staff}",   (401, 401,  401,   401,  401,  401, 403,  204, 204, 403,  401,  401)),
     Row("GET",    "/v1/staff/session",                    (200, 200,  200,   200,  200,  200, 403,  403, 200, 200,  200,  200)),
     Row("GET",    "/v1/staff/me",                         (401, 401,  401,   401,  401,  401, 403,  403, 200, 200,  401,  401)),
     Row("GET",    "/v1/staff/arrivals",                   (401, 401,  401,   401,  401,  401, 403,  403, 200, 200,  401,  401)),
@@ -246,6 +252,9 @@ def _body(name: str | None, world: World) -> dict[str, Any] | None:
         return {"vip_number": "A-1", "name": "Member A-1", "consent": True}
     if name == "login":
         return {"email": "probe@example.com", "password": PASSWORD}
+    if name == "staff_account":  # a new staff member of store A, a new email each time
+        email = f"staff-{uuid.uuid4().hex[:12]}@example.com"
+        return {"email": email, "name": "New Staff", "password": PASSWORD}
     if name == "upstream":  # only an in-store store's server may (tests/test_in_store.py)
         return {"days": [{"day": "2026-01-05"}]}
     raise AssertionError(f"no body named {name!r}")
@@ -261,6 +270,12 @@ def _call(row: Row, caller: str, world: World) -> httpx.Response:
         values["a_victim"], _ = chain.member(f"W-{uuid.uuid4().hex[:12]}")
     if "{decision}" in row.path:
         values["decision"] = chain.pending_decision()
+    if "{staff}" in row.path:  # a fresh staff account of store A (closing one consumes it)
+        with transaction(session_factory(make_engine(chain.database_url))) as session:
+            email = f"staff-{uuid.uuid4().hex[:12]}@example.com"
+            values["staff"] = admin.create_user(
+                session, email, "Staff", "store_staff", PASSWORD, "N001"
+            ).id
     headers = world.headers[caller]
     if row.path == "/v1/auth/logout" and "Authorization" in headers:
         # sign out a session of the caller's own, not the one the other rows use
@@ -301,6 +316,7 @@ ROUTE_PARAMETERS = {
     "a_victim": "customer_id",
     "decision": "decision_id",
     "arrival": "arrival_id",
+    "staff": "user_id",
     "store_a": "store_id",
     "name": "name",
     "path": "path:path",

@@ -479,3 +479,60 @@ def test_signing_out_ends_the_session(world: World) -> None:
     assert httpx.get(world.url + "/v1/staff/me", headers=headers, timeout=60).status_code == 401
     with world.sessions() as session:
         assert session.scalars(select(UserSession.id)).all()  # the others' sessions live on
+
+
+# ---- staff accounts, managed by the store's manager -------------------------------------------
+
+
+def test_a_manager_opens_signs_out_and_closes_their_stores_staff_accounts(
+    world: World, streams: list[Stream]
+) -> None:
+    store_a = world.chain.keys.store_a
+    body = {"email": "new.hire@example.com", "name": "New Hire", "password": PASSWORD}
+
+    def call(who: str, method: str, path: str, json: Any = None) -> httpx.Response:
+        return httpx.request(
+            method, world.url + path, json=json, headers=world.auth(who), timeout=60
+        )
+
+    for refused in ("mgr_b", "staff_a", "head"):
+        assert call(refused, "POST", f"/v1/stores/{store_a}/staff", body).status_code == 403
+    opened = call("mgr_a", "POST", f"/v1/stores/{store_a}/staff", body)
+    assert opened.status_code == 201, opened.text
+    hire = opened.json()
+    assert hire["store_id"] == store_a and hire["disabled_at"] is None
+    assert call("mgr_a", "POST", f"/v1/stores/{store_a}/staff", body).status_code == 409
+    short = body | {"email": "x@example.com", "password": "short"}
+    assert call("mgr_a", "POST", f"/v1/stores/{store_a}/staff", short).status_code == 422
+
+    # the new account works at once, for store A only
+    stream = Stream(world, "new.hire@example.com")
+    streams.append(stream)
+    world.tokens["hire"] = _login(world.url, "new.hire@example.com")
+    assert world.get("hire", "/v1/staff/me").json()["store"]["id"] == store_a
+    listed = call("mgr_a", "GET", f"/v1/stores/{store_a}/staff").json()
+    mine = {a["email"]: a for a in listed}
+    assert mine["new.hire@example.com"]["signed_in_devices"] == 2
+    assert STAFF_B not in mine  # B's staff are B's manager's
+    assert call("mgr_b", "GET", f"/v1/stores/{store_a}/staff").status_code == 403
+
+    # a lost phone: signed out everywhere, open streams included; the account stays
+    ended = call("mgr_a", "DELETE", f"/v1/stores/{store_a}/staff/{hire['id']}/sessions")
+    assert ended.status_code == 204
+    assert stream.ended.wait(15), "the stream outlived the manager's sign-out"
+    assert world.get("hire", "/v1/staff/me").status_code == 401
+    world.tokens["hire"] = _login(world.url, "new.hire@example.com")
+
+    # another store's manager cannot touch it; closing it ends sign-in for good
+    store_b = world.chain.keys.store_b
+    assert call("mgr_b", "DELETE", f"/v1/stores/{store_b}/staff/{hire['id']}").status_code == 404
+    assert call("mgr_a", "DELETE", f"/v1/stores/{store_a}/staff/{hire['id']}").status_code == 204
+    assert world.get("hire", "/v1/staff/me").status_code == 401
+    again = httpx.post(
+        world.url + "/v1/auth/login",
+        json={"email": "new.hire@example.com", "password": PASSWORD},
+        timeout=60,
+    )
+    assert again.status_code == 401
+    closed = {a["email"]: a for a in call("mgr_a", "GET", f"/v1/stores/{store_a}/staff").json()}
+    assert closed["new.hire@example.com"]["disabled_at"] is not None

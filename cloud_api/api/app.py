@@ -19,6 +19,7 @@ from cloud_api.api.limits import BodySizeLimit
 from cloud_api.api.report_routes import router as reporting
 from cloud_api.api.request_id import RequestIdMiddleware
 from cloud_api.api.routes import router
+from cloud_api.api.staff_routes import accounts as staff_accounts
 from cloud_api.api.staff_routes import router as staff_api
 from cloud_api.change_feed import DELETIONS, SAMPLES, ChangeFeed
 from cloud_api.dashboard import router as dashboard
@@ -206,6 +207,7 @@ def create_app(settings: CloudSettings | None = None) -> FastAPI:
     app.include_router(health)
     app.include_router(dashboard)
     app.include_router(staff_api)
+    app.include_router(staff_accounts)
     app.include_router(staff_app)
     return app
 

@@ -17,16 +17,28 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_api.api.alert_stream import MAX_ID, alert_stream, resume_point
 from cloud_api.api.auth import ServicesDep
-from cloud_api.api.user_auth import MaybeSignedInDep, SignedIn, SignedInDep
+from cloud_api.api.user_auth import MaybeSignedInDep, SignedIn, SignedInDep, UserDep
 from cloud_api.db.models import Store
-from cloud_api.services import alerts, staff_arrivals
+from cloud_api.services import alerts, staff_accounts, staff_arrivals
 from cloud_api.services.alerts import Alert
-from contract import ArrivalCard, ErrorBody, StaffArrivals, StaffMe, StaffSession
+from contract import (
+    ArrivalCard,
+    ErrorBody,
+    NewStaffAccount,
+    StaffAccount,
+    StaffArrivals,
+    StaffMe,
+    StaffSession,
+)
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
 }
 router = APIRouter(prefix="/v1/staff", responses=ERRORS, tags=["staff app"])
+#: a store's staff accounts, managed by its manager or an admin
+accounts = APIRouter(prefix="/v1/stores/{store_id}/staff", responses=ERRORS, tags=["staff app"])
+StoreId = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
+UserId = Annotated[int, FastApiPath(ge=1, le=MAX_ID, description="the staff account's id")]
 ArrivalId = Annotated[int, FastApiPath(ge=1, le=MAX_ID, description="the arrival's alert id")]
 NO_STORE = "no-store"
 
@@ -108,3 +120,33 @@ async def stream(
         render=render,
         session_id=who.signed_in.session_id,
     )
+
+
+@accounts.get("", response_model=list[StaffAccount])
+def list_staff(store_id: StoreId, user: UserDep, svc: ServicesDep) -> list[StaffAccount]:
+    """The store's staff accounts, with how many devices each is signed in on."""
+    return staff_accounts.list_accounts(svc, user, store_id)
+
+
+@accounts.post("", response_model=StaffAccount, status_code=201)
+def open_staff_account(
+    store_id: StoreId, body: NewStaffAccount, user: UserDep, svc: ServicesDep
+) -> StaffAccount:
+    """Open a staff account for the store (409 when the email is taken)."""
+    return staff_accounts.open_account(svc, user, store_id, body)
+
+
+@accounts.delete("/{user_id}/sessions", status_code=204)
+def sign_out_staff(store_id: StoreId, user_id: UserId, user: UserDep, svc: ServicesDep) -> Response:
+    """Sign the staff member out on every device at once (a lost phone); the account stays."""
+    staff_accounts.sign_out_everywhere(svc, user, store_id, user_id)
+    return Response(status_code=204)
+
+
+@accounts.delete("/{user_id}", status_code=204)
+def close_staff_account(
+    store_id: StoreId, user_id: UserId, user: UserDep, svc: ServicesDep
+) -> Response:
+    """Close the account: no more sign-ins, every session ended at once."""
+    staff_accounts.close_account(svc, user, store_id, user_id)
+    return Response(status_code=204)
