@@ -271,11 +271,15 @@ def _call(row: Row, caller: str, world: World) -> httpx.Response:
     if "{decision}" in row.path:
         values["decision"] = chain.pending_decision()
     if "{staff}" in row.path:  # a fresh staff account of store A (closing one consumes it)
-        with transaction(session_factory(make_engine(chain.database_url))) as session:
-            email = f"staff-{uuid.uuid4().hex[:12]}@example.com"
-            values["staff"] = admin.create_user(
-                session, email, "Staff", "store_staff", PASSWORD, "N001"
-            ).id
+        engine = make_engine(chain.database_url)
+        try:
+            with transaction(session_factory(engine)) as session:
+                staff_email = f"staff-{uuid.uuid4().hex[:12]}@example.com"
+                values["staff"] = admin.create_user(
+                    session, staff_email, "Staff", "store_staff", PASSWORD, "N001"
+                ).id
+        finally:
+            engine.dispose()
     headers = world.headers[caller]
     if row.path == "/v1/auth/logout" and "Authorization" in headers:
         # sign out a session of the caller's own, not the one the other rows use
