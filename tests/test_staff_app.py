@@ -536,3 +536,35 @@ def test_a_manager_opens_signs_out_and_closes_their_stores_staff_accounts(
     assert again.status_code == 401
     closed = {a["email"]: a for a in call("mgr_a", "GET", f"/v1/stores/{store_a}/staff").json()}
     assert closed["new.hire@example.com"]["disabled_at"] is not None
+
+
+def test_the_list_costs_the_same_queries_for_two_arrivals_as_for_six(world: World) -> None:
+    """Cards are read for the whole list at once (preferences, visits, purchases, currency:
+    one query each), not once per card: the phones refetch it every 30 s."""
+    from sqlalchemy import event
+
+    from cloud_api.services import staff_arrivals
+
+    engine = make_engine(world.chain.database_url)
+    sessions = session_factory(engine)
+    settings = settings_for(world.chain.database_url, Path("/nonexistent"))
+    services = Services(settings=settings, sessions=sessions, recognizer=None, demographics=None)  # type: ignore[arg-type]
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def cost() -> tuple[int, int]:
+        statements.clear()
+        listed = staff_arrivals.todays_arrivals(services, world.chain.keys.store_a)
+        return len(listed.arrivals), len(statements)
+
+    for n in range(2):
+        _, face = world.chain.member(f"COST-{n}")
+        world.arrive(face)
+    few, few_cost = cost()
+    for n in range(2, 6):
+        _, face = world.chain.member(f"COST-{n}")
+        world.arrive(face)
+    many, many_cost = cost()
+    engine.dispose()
+    assert many >= few + 4
+    assert many_cost == few_cost, (few_cost, many_cost)

@@ -12,10 +12,13 @@ come from the customer's row as it is now, and from this store only (visits, pur
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Row, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +39,7 @@ from cloud_api.services.alerts import Alert
 from cloud_api.services.context import Services
 from cloud_api.services.errors import Conflict, Forbidden, NotFound
 from cloud_api.services.users import STORE_ROLES, user_out
-from cloud_api.services.vip_card import preferences, purchase_level, spend_currency
+from cloud_api.services.vip_card import purchase_level, top_spend
 from contract import (
     ArrivalCard,
     ArrivalGreeted,
@@ -197,36 +200,32 @@ def _card_of(session: Session, store_id: int, arrival_id: int, hours: int) -> Ar
 
 
 def _cards(session: Session, store_id: int, found: list[Alert]) -> list[ArrivalCard]:
-    """Cards for these arrival alerts, in their order (those whose customer is gone or
-    opted out left out)."""
+    """Cards for these arrival alerts, in their order (those whose customer is gone or opted
+    out left out): a fixed number of queries however many cards (a list, a stream's batch)."""
     if not found:
         return []
-    customer_ids = {a.customer_id for a in found if a.customer_id is not None}
+    customer_ids = sorted({a.customer_id for a in found if a.customer_id is not None})
     customers = {
-        c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+        c.id: c
+        for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+        if c.opted_out_at is None
     }
+    ids = sorted(customers)
     greetings = {
         g.alert_id: g
         for g in session.scalars(
             select(ArrivalGreeting).where(ArrivalGreeting.alert_id.in_([a.event_id for a in found]))
         )
     }
-    details: dict[
-        int, tuple[Preferences, list[ArrivalVisit], list[ArrivalPurchase], str | None]
-    ] = {}
+    liked = _preferences(session, ids)
+    visits = _last_visits(session, ids, store_id)
+    purchases = _last_purchases(session, ids, store_id)
+    currencies = _currencies(session, ids)
     out: list[ArrivalCard] = []
     for alert in found:
         customer = customers.get(alert.customer_id or -1)
-        if customer is None or customer.opted_out_at is not None:
+        if customer is None:
             continue
-        if customer.id not in details:
-            details[customer.id] = (
-                preferences(session, customer.id),
-                _last_visits(session, customer.id, store_id),
-                _last_purchases(session, customer.id, store_id),
-                spend_currency(session, customer.id),
-            )
-        liked, visits, purchases, currency = details[customer.id]
         member = (
             ArrivalMember(
                 vip_number=customer.vip_number or "",
@@ -238,62 +237,150 @@ def _cards(session: Session, store_id: int, found: list[Alert]) -> list[ArrivalC
         )
         greeting = greetings.get(alert.event_id)
         out.append(
-            ArrivalCard.model_validate(
-                {
-                    "arrival_id": alert.event_id,
-                    "kind": "vip" if alert.kind == alerts.VIP_ARRIVAL else "frequent",
-                    "at": alert.created_at,
-                    "customer_id": customer.id,
-                    "member": member,
-                    # the photo of a member only: the crop was kept under their consent
-                    "face_jpeg_base64": alert.payload.get("face_jpeg_base64")
-                    if member is not None
-                    else None,
-                    "purchase_level": purchase_level(customer.lifetime_spend),
-                    "visit_count": customer.visit_count,
-                    "lifetime_spend": customer.lifetime_spend,
-                    "currency": currency,
-                    "preferences": liked,
-                    "last_visits": visits,
-                    "last_purchases": purchases,
-                    "greeted": Greeting(
-                        by_user_id=greeting.user_id, by_name=greeting.by_name, at=greeting.at
-                    )
-                    if greeting is not None
-                    else None,
-                }
+            ArrivalCard(
+                arrival_id=alert.event_id,
+                kind="vip" if alert.kind == alerts.VIP_ARRIVAL else "frequent",
+                at=alert.created_at,
+                customer_id=customer.id,
+                member=member,
+                # the photo of a member only: the crop was kept under their consent
+                face_jpeg_base64=alert.payload.get("face_jpeg_base64") if member else None,
+                purchase_level=purchase_level(customer.lifetime_spend),
+                visit_count=customer.visit_count,
+                lifetime_spend=customer.lifetime_spend,
+                currency=currencies.get(customer.id),
+                preferences=liked.get(customer.id, Preferences(categories=[], brands=[])),
+                last_visits=visits.get(customer.id, []),
+                last_purchases=purchases.get(customer.id, []),
+                greeted=Greeting(
+                    by_user_id=greeting.user_id, by_name=greeting.by_name, at=greeting.at
+                )
+                if greeting is not None
+                else None,
             )
         )
     return out
 
 
-def _last_visits(session: Session, customer_id: int, store_id: int) -> list[ArrivalVisit]:
-    """The customer's latest checkouts in this store (entrance sightings are arrivals, not
+def _preferences(session: Session, customer_ids: list[int]) -> dict[int, Preferences]:
+    """Each customer's top categories and brands by spend (as the VIP card ranks them)."""
+    spend = func.sum(LineItem.quantity * LineItem.unit_price)
+    by_category: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    by_brand: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for chunk in _chunks(customer_ids):
+        rows = session.execute(
+            select(LineItem.customer_id, LineItem.category, LineItem.brand, spend)
+            .where(LineItem.customer_id.in_(chunk))
+            .group_by(LineItem.customer_id, LineItem.category, LineItem.brand)
+        ).all()
+        for customer_id, category, brand, total in rows:
+            if customer_id is None:  # not asked for (the query names its customers)
+                continue
+            by_category[customer_id][category] += total or 0
+            if brand:
+                by_brand[customer_id][brand] += total or 0
+    return {
+        c: Preferences(categories=top_spend(by_category[c]), brands=top_spend(by_brand[c]))
+        for c in customer_ids
+    }
+
+
+def _latest(
+    session: Session,
+    customer_ids: list[int],
+    columns: tuple[Any, ...],
+    customer: Any,
+    order: tuple[Any, ...],
+    where: tuple[Any, ...],
+    limit: int,
+) -> dict[int, list[Row[Any]]]:
+    """Each customer's newest `limit` rows of `columns` (one query per chunk of customers: a
+    window function numbers each customer's rows newest first)."""
+    out: dict[int, list[Row[Any]]] = defaultdict(list)
+    for chunk in _chunks(customer_ids):
+        numbered = (
+            select(
+                *columns,
+                customer.label("who"),
+                func.row_number().over(partition_by=customer, order_by=order).label("n"),
+            )
+            .where(customer.in_(chunk), *where)
+            .subquery()
+        )
+        rows = session.execute(
+            select(numbered).where(numbered.c.n <= limit).order_by(numbered.c.who, numbered.c.n)
+        ).all()
+        for row in rows:
+            out[row.who].append(row)
+    return out
+
+
+def _last_visits(
+    session: Session, customer_ids: list[int], store_id: int
+) -> dict[int, list[ArrivalVisit]]:
+    """Each customer's latest checkouts in this store (entrance sightings are arrivals, not
     visits worth a line)."""
-    rows = session.execute(
-        select(Visit.at, Receipt.total, Receipt.currency)
-        .outerjoin(Receipt, Receipt.id == Visit.receipt_id)
-        .where(
-            Visit.customer_id == customer_id,
-            Visit.store_id == store_id,
-            Visit.kind == "checkout",
-        )
-        .order_by(Visit.at.desc(), Visit.id.desc())
-        .limit(LAST_VISITS)
-    ).all()
-    return [ArrivalVisit(at=at, total=total, currency=currency) for at, total, currency in rows]
+    numbered = _latest(
+        session,
+        customer_ids,
+        (Visit.at.label("at"), Receipt.total.label("total"), Receipt.currency.label("currency")),
+        Visit.customer_id,
+        (Visit.at.desc(), Visit.id.desc()),
+        (Visit.store_id == store_id, Visit.kind == "checkout", Receipt.id == Visit.receipt_id),
+        LAST_VISITS,
+    )
+    return {
+        c: [ArrivalVisit(at=r.at, total=r.total, currency=r.currency) for r in rows]
+        for c, rows in numbered.items()
+    }
 
 
-def _last_purchases(session: Session, customer_id: int, store_id: int) -> list[ArrivalPurchase]:
-    rows = session.execute(
-        select(
-            LineItem.sold_at, LineItem.name, LineItem.category, LineItem.brand, LineItem.quantity
-        )
-        .where(LineItem.customer_id == customer_id, LineItem.store_id == store_id)
-        .order_by(LineItem.sold_at.desc(), LineItem.id.desc())
-        .limit(LAST_PURCHASES)
-    ).all()
-    return [
-        ArrivalPurchase(at=at, name=name, category=category, brand=brand or None, quantity=qty)
-        for at, name, category, brand, qty in rows
-    ]
+def _last_purchases(
+    session: Session, customer_ids: list[int], store_id: int
+) -> dict[int, list[ArrivalPurchase]]:
+    numbered = _latest(
+        session,
+        customer_ids,
+        (
+            LineItem.sold_at.label("at"),
+            LineItem.name.label("name"),
+            LineItem.category.label("category"),
+            LineItem.brand.label("brand"),
+            LineItem.quantity.label("quantity"),
+        ),
+        LineItem.customer_id,
+        (LineItem.sold_at.desc(), LineItem.id.desc()),
+        (LineItem.store_id == store_id,),
+        LAST_PURCHASES,
+    )
+    return {
+        c: [
+            ArrivalPurchase(
+                at=r.at,
+                name=r.name,
+                category=r.category,
+                brand=r.brand or None,
+                quantity=r.quantity,
+            )
+            for r in rows
+        ]
+        for c, rows in numbered.items()
+    }
+
+
+def _currencies(session: Session, customer_ids: list[int]) -> dict[int, str]:
+    """The currency of each customer's spend: their latest receipt's (as the VIP card's)."""
+    numbered = _latest(
+        session,
+        customer_ids,
+        (Receipt.currency.label("currency"),),
+        Receipt.customer_id,
+        (Receipt.id.desc(),),
+        (),
+        1,
+    )
+    return {c: rows[0].currency for c, rows in numbered.items() if rows}
+
+
+def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -138,10 +138,11 @@ def preferences(session: Session, customer_id: int) -> Preferences:
         by_category[category] += total or 0
         if brand:
             by_brand[brand] += total or 0
-    return Preferences(categories=_top(by_category), brands=_top(by_brand))
+    return Preferences(categories=top_spend(by_category), brands=top_spend(by_brand))
 
 
-def _top(spend: dict[str, Decimal]) -> list[str]:
+def top_spend(spend: dict[str, Decimal]) -> list[str]:
+    """The names with the most spend (ties by name), at most TOP_PREFERENCES."""
     ranked = sorted(spend.items(), key=lambda item: (-item[1], item[0]))
     return [name for name, _ in ranked[:TOP_PREFERENCES]]
 
