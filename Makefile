@@ -112,6 +112,7 @@ screenshots: models browser
 	STORESIGHT_DATA_DIR=$(SHARED_DATA) QT_QPA_PLATFORM=xcb xvfb-run -a \
 		-s "-screen 0 1440x900x24" $(BIN)/python -m demo.screenshots --out screenshots
 	STORESIGHT_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_dashboard_browser.py -k head_office
+	STORESIGHT_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_staff_app_browser.py
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "StoreSight needs Python 3.11, found " + sys.version' 
