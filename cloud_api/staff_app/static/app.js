@@ -439,7 +439,10 @@ function openStream() {
     return;
   }
   const mine = session;
-  const stream = new EventSource("/v1/staff/stream");
+  // from where the list left off, so nothing raised in between is missed (a reconnect of
+  // this EventSource sends Last-Event-ID instead, which the server prefers)
+  const after = app.latestEventId > 0 ? `?after=${app.latestEventId}` : "";
+  const stream = new EventSource(`/v1/staff/stream${after}`);
   app.stream = stream;
   setLive("reconnecting", "Connecting…");
   const mineOnly = (handler) => (event) => {
