@@ -568,3 +568,59 @@ def test_the_list_costs_the_same_queries_for_two_arrivals_as_for_six(world: Worl
     engine.dispose()
     assert many >= few + 4
     assert many_cost == few_cost, (few_cost, many_cost)
+
+
+def test_a_stream_whose_alerts_cannot_be_read_ends_for_the_client_to_resume() -> None:
+    """When rendering a batch fails (the database went away mid-stream), the stream ends
+    before it, its SSE id still the last one sent: the client reconnects with that
+    Last-Event-ID and is handed the batch again. (Hub and request are fakes: the boundary.)"""
+    import asyncio
+    import contextlib
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError
+
+    from cloud_api.api.alert_stream import alert_stream
+    from cloud_api.services.alerts import Alert
+
+    alert = Alert(7, 1, "vip_arrival", 3, {}, datetime.now(UTC))
+
+    class Follower:
+        ending = None
+
+        async def next(self, timeout: float) -> list[Alert]:
+            return [alert]
+
+    class Hub:
+        @contextlib.contextmanager
+        def follow(self, *args: Any, **kwargs: Any) -> Iterator[Follower]:
+            yield Follower()
+
+    async def is_disconnected() -> bool:
+        return False
+
+    request = SimpleNamespace(
+        app=SimpleNamespace(state=SimpleNamespace(alert_hub=Hub())),
+        is_disconnected=is_disconnected,
+    )
+
+    async def render(batch: list[Alert]) -> list[tuple[int, str, str]]:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    async def body() -> str:
+        response = alert_stream(
+            request,  # type: ignore[arg-type]
+            store_id=1,
+            after=5,
+            kinds=frozenset({"vip_arrival"}),
+            render=render,
+            session_id=1,
+        )
+        text = ""
+        async for chunk in response.body_iterator:
+            text += chunk if isinstance(chunk, str) else bytes(chunk).decode()
+        return text
+
+    text = asyncio.run(asyncio.wait_for(body(), 10))
+    assert "id: 5\n" in text and "id: 7" not in text and "event:" not in text
+    assert text.endswith(": the server could not read these alerts; reconnect to resume\n\n")

@@ -12,11 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import structlog
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from cloud_api.db.session import error_line
 from cloud_api.services.alert_hub import AlertHub
 from cloud_api.services.alerts import Alert
+
+log = structlog.get_logger(__name__)
 
 HEARTBEAT_S = 15.0
 #: how often a quiet stream looks whether its client left or the process is shutting down
@@ -56,7 +60,9 @@ def alert_stream(
     """The store's alerts of `kinds` after `after`, as `render` words them.
 
     `render` gets each batch the hub hands over and answers (event id, event name, data) per
-    event to send; an alert it leaves out is still counted as seen."""
+    event to send; an alert it leaves out is still counted as seen. When it fails (the
+    database is down), the stream ends before that batch: the client reconnects with its
+    Last-Event-ID and is sent the batch then."""
     hub: AlertHub = request.app.state.alert_hub
     revoked = (
         "the device key was revoked"
@@ -78,7 +84,18 @@ def alert_stream(
                     if follower.ending == "revoked":
                         yield f": {revoked}\n\n"
                     return
-                for event_id, name, data in await render(batch):
+                try:
+                    rendered = await render(batch)
+                except Exception as error:  # the database, say: the client resumes later
+                    log.warning(
+                        "alert_stream_render_failed",
+                        store=store_id,
+                        error=type(error).__name__,
+                        detail=error_line(error),
+                    )
+                    yield ": the server could not read these alerts; reconnect to resume\n\n"
+                    return
+                for event_id, name, data in rendered:
                     last = max(last, event_id)  # a late commit never moves it back
                     yield f"id: {last}\nevent: {name}\ndata: {data}\n\n"
                 if batch:
