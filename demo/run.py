@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -245,12 +246,6 @@ def run_pass(
     """One pass over `source`: its kiosk events go to `events` and to the pass's own log.
     `data_dir`: the kiosk's state (default var/demo/kiosk)."""
     pos = SimulatedPos(pass_no, seed=pass_no)
-    writer = JsonLinesWriter(DEMO_DIR / "logs" / f"kiosk-events-pass{pass_no}.jsonl")
-
-    def sink(event: KioskEvent) -> None:
-        events(event)
-        writer(event)
-
     config = KioskConfig(
         source=source,
         cloud_url=cloud,
@@ -260,17 +255,12 @@ def run_pass(
         data_dir=data_dir or DEMO_DIR / "kiosk",
         detector=kiosk_detector(source),
     )
-    service = KioskService(config, sink, on_frame=pos.on_frame)
-    service.start()
-    pos.url = service.receipts_url
-    print(f"pass {pass_no}: kiosk running on {source}; receipts at {service.receipts_url}")
-    live = source.isdigit()
-    service.source_ended.wait(timeout=60 if live else None)
-    time.sleep(0.5)  # receipts posted for the last frames
-    if not service.drain(timeout_s=60):
-        print("warning: some checkouts were still undelivered (the outbox keeps them)")
-    service.stop()
-    writer.close()
+
+    def started(service: KioskService) -> None:
+        pos.url = service.receipts_url
+        print(f"pass {pass_no}: kiosk running on {source}; receipts at {service.receipts_url}")
+
+    run_clip(config, f"kiosk-events-pass{pass_no}.jsonl", events, started, on_frame=pos.on_frame)
 
 
 def run_entrance_pass(source: str, cloud: str, keys: dict[str, str]) -> int:
@@ -278,12 +268,6 @@ def run_entrance_pass(source: str, cloud: str, keys: dict[str, str]) -> int:
     face is counted, and a member or frequent customer recognised goes to the staff app.
     Returns how many sightings the cloud took."""
     events = EventCollector()
-    writer = JsonLinesWriter(DEMO_DIR / "logs" / "kiosk-events-entrance.jsonl")
-
-    def sink(event: KioskEvent) -> None:
-        events(event)
-        writer(event)
-
     config = KioskConfig(
         source=source,
         cloud_url=cloud,
@@ -294,18 +278,43 @@ def run_entrance_pass(source: str, cloud: str, keys: dict[str, str]) -> int:
         data_dir=DEMO_DIR / "entrance",
         detector=kiosk_detector(source),
     )
-    service = KioskService(config, sink)
-    service.start()
-    print(f"entrance: the door camera on {source}")
-    service.source_ended.wait(timeout=60 if source.isdigit() else None)
-    if not service.drain(timeout_s=60):
-        print("warning: some sightings were still undelivered (the outbox keeps them)")
-    service.stop()
-    writer.close()
+    run_clip(
+        config,
+        "kiosk-events-entrance.jsonl",
+        events,
+        lambda _: print(f"entrance: the door camera on {source}"),
+    )
     sightings = events.of(SightingReported)
     vips = sum(1 for s in sightings if s.is_vip)
     print(f"entrance: {len(sightings)} sightings, {vips} of a VIP member")
     return len(sightings)
+
+
+def run_clip(
+    config: KioskConfig,
+    log_name: str,
+    events: EventCollector,
+    started: Callable[[KioskService], None],
+    *,
+    on_frame: Callable[[FrameResult], None] | None = None,
+) -> None:
+    """The kiosk service over `config.source` until it ends (a minute for a live camera),
+    its events to `events` and to `logs/<log_name>`; what is still queued is delivered."""
+    writer = JsonLinesWriter(DEMO_DIR / "logs" / log_name)
+
+    def sink(event: KioskEvent) -> None:
+        events(event)
+        writer(event)
+
+    service = KioskService(config, sink, on_frame=on_frame)
+    service.start()
+    started(service)
+    service.source_ended.wait(timeout=60 if config.source.isdigit() else None)
+    time.sleep(0.5)  # receipts posted for the last frames
+    if not service.drain(timeout_s=60):
+        print("warning: some events were still undelivered (the outbox keeps them)")
+    service.stop()
+    writer.close()
 
 
 def summary(

@@ -90,6 +90,16 @@ def settings_for(database_url: str, index_dir: Path) -> CloudSettings:
     )
 
 
+def login(url: str, email: str) -> str:
+    """A session token for the chain's user `email` (password PASSWORD), signed in over HTTP."""
+    answer = httpx.post(
+        url + "/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["token"]
+    return token
+
+
 def checkout_body(
     shots: list[NDArray[np.float32]],
     *,

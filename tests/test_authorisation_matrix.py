@@ -50,6 +50,7 @@ from tests.store_chain import (
     Chain,
     build_chain,
     checkout_body,
+    login,
     settings_for,
     sighting_body,
 )
@@ -150,15 +151,6 @@ class World:
     values: dict[str, Any]
 
 
-def _login(url: str, email: str) -> str:
-    answer = httpx.post(
-        url + "/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=60
-    )
-    assert answer.status_code == 200, answer.text
-    token: str = answer.json()["token"]
-    return token
-
-
 @pytest.fixture(scope="module")
 def world(
     module_migrated_url: str,  # noqa: F811
@@ -176,7 +168,7 @@ def world(
         )
         assert seen.status_code == 200 and seen.json()["is_vip"], seen.text
         tokens = {
-            caller: _login(server.url, email)
+            caller: login(server.url, email)
             for caller, email in (
                 ("head", "head@example.com"),
                 ("admin", "admin@example.com"),
@@ -285,7 +277,7 @@ def _call(row: Row, caller: str, world: World) -> httpx.Response:
         # sign out a session of the caller's own, not the one the other rows use
         email = {"head": "head", "admin": "admin", "mgr_own": "a", "mgr_other": "b"}.get(caller)
         if email is not None:
-            token = _login(chain.url, f"{email}@example.com")
+            token = login(chain.url, f"{email}@example.com")
             headers = {"Authorization": f"Bearer {token}"}
     url = chain.url + row.path.format(**values)
     body = _body(row.body, world)

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -163,12 +163,17 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         yield Chain(server.url, stores)
 
 
+def launch_chromium(playwright: Playwright) -> Browser:
+    """Debian's Chromium, headless (root in CI: no sandbox)."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+    )
+
+
 @pytest.fixture(scope="module")
 def browser(chain: Chain) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
+        browser = launch_chromium(playwright)
         try:
             yield browser
         finally:

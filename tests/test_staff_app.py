@@ -36,7 +36,7 @@ from cloud_api.services.context import Services
 from cloud_api.services.retention import purge_expired
 from tests.cloud_fixtures import module_migrated_url  # noqa: F401  (fixture)
 from tests.cloud_server import serve
-from tests.store_chain import PASSWORD, Chain, build_chain, settings_for, sighting_body
+from tests.store_chain import PASSWORD, Chain, build_chain, login, settings_for, sighting_body
 
 pytestmark = pytest.mark.slow
 
@@ -102,15 +102,6 @@ class World:
         return int(found)
 
 
-def _login(url: str, email: str) -> str:
-    answer = httpx.post(
-        url + "/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=60
-    )
-    assert answer.status_code == 200, answer.text
-    token: str = answer.json()["token"]
-    return token
-
-
 @pytest.fixture(scope="module")
 def world(
     module_migrated_url: str,  # noqa: F811
@@ -128,7 +119,7 @@ def world(
     with serve(settings) as server:
         chain = Chain(server.url, module_migrated_url, keys)
         tokens = {
-            who: _login(server.url, email)
+            who: login(server.url, email)
             for who, email in (
                 ("staff_a", STAFF_A),
                 ("staff_a2", STAFF_A2),
@@ -273,7 +264,7 @@ class Stream:
         self.ended = threading.Event()
         self.last_id: str | None = None
         self._url = world.url
-        self._headers = {"Authorization": f"Bearer {_login(world.url, email)}"}
+        self._headers = {"Authorization": f"Bearer {login(world.url, email)}"}
         path = "/v1/staff/stream" + (f"?after={after}" if after is not None else "")
         self._thread = threading.Thread(target=self._read, args=(world.url + path,), daemon=True)
         self._thread.start()
@@ -395,7 +386,7 @@ def test_the_stream_ends_when_the_session_is_revoked(world: World, streams: list
         admin.revoke_sessions(session, STAFF_B)  # every device of the user, at once
     assert stream.ended.wait(15), "the stream outlived its revoked session"
     assert world.get("staff_b", "/v1/staff/me").status_code == 401
-    world.tokens["staff_b"] = _login(world.url, STAFF_B)
+    world.tokens["staff_b"] = login(world.url, STAFF_B)
 
 
 # ---- quiet when it should be --------------------------------------------------------------
@@ -471,7 +462,7 @@ def test_retention_removes_old_arrivals(world: World, tmp_path: Path) -> None:
 
 
 def test_signing_out_ends_the_session(world: World) -> None:
-    token = _login(world.url, STAFF_A)
+    token = login(world.url, STAFF_A)
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(world.url + "/v1/staff/me", headers=headers, timeout=60).status_code == 200
     out = httpx.post(world.url + "/v1/auth/logout", headers=headers, timeout=60)
@@ -508,7 +499,7 @@ def test_a_manager_opens_signs_out_and_closes_their_stores_staff_accounts(
     # the new account works at once, for store A only
     stream = Stream(world, "new.hire@example.com")
     streams.append(stream)
-    world.tokens["hire"] = _login(world.url, "new.hire@example.com")
+    world.tokens["hire"] = login(world.url, "new.hire@example.com")
     assert world.get("hire", "/v1/staff/me").json()["store"]["id"] == store_a
     listed = call("mgr_a", "GET", f"/v1/stores/{store_a}/staff").json()
     mine = {a["email"]: a for a in listed}
@@ -521,7 +512,7 @@ def test_a_manager_opens_signs_out_and_closes_their_stores_staff_accounts(
     assert ended.status_code == 204
     assert stream.ended.wait(15), "the stream outlived the manager's sign-out"
     assert world.get("hire", "/v1/staff/me").status_code == 401
-    world.tokens["hire"] = _login(world.url, "new.hire@example.com")
+    world.tokens["hire"] = login(world.url, "new.hire@example.com")
 
     # another store's manager cannot touch it; closing it ends sign-in for good
     store_b = world.chain.keys.store_b

@@ -43,8 +43,8 @@ from contract import CheckoutRequest, Embedding, LineItem
 from contract import Receipt as ReceiptIn
 from tests.cloud_fixtures import temporary_database
 from tests.cloud_server import serve
-from tests.store_chain import PASSWORD, Keys, build_chain, settings_for, sighting_body
-from tests.test_dashboard_browser import CHROMIUM, Console, require_browser
+from tests.store_chain import PASSWORD, Keys, build_chain, login, settings_for, sighting_body
+from tests.test_dashboard_browser import CHROMIUM, Console, launch_chromium, require_browser
 
 pytestmark = pytest.mark.slow
 
@@ -180,9 +180,7 @@ def playwright(store: Store) -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(
-        executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-    )
+    browser = launch_chromium(playwright)
     try:
         yield browser
     finally:
@@ -229,9 +227,7 @@ def card(phone: Phone, arrival: int) -> Any:
 
 
 def newest_arrival(store: Store, email: str) -> dict[str, Any]:
-    token = httpx.post(
-        store.url + "/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=60
-    ).json()["token"]
+    token = login(store.url, email)
     answer = httpx.get(
         store.url + "/v1/staff/arrivals", headers={"Authorization": f"Bearer {token}"}, timeout=60
     )

@@ -2,7 +2,8 @@
 
 Signed in as for the dashboard (`cloud_api.api.user_auth`); only `store_staff` and
 `store_manager` users, for their own store (`cloud_api.services.staff_arrivals`). Every
-answer is `Cache-Control: no-store`: names and faces never stay in a browser's cache.
+answer is `Cache-Control: no-store` (JSON by `cloud_api.api.headers`, the stream by
+`cloud_api.api.alert_stream`): names and faces never stay in a browser's cache.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ accounts = APIRouter(prefix="/v1/stores/{store_id}/staff", responses=ERRORS, tag
 StoreId = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
 UserId = Annotated[int, FastApiPath(ge=1, le=MAX_ID, description="the staff account's id")]
 ArrivalId = Annotated[int, FastApiPath(ge=1, le=MAX_ID, description="the arrival's alert id")]
-NO_STORE = "no-store"
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ class StaffCaller:
     store: Store
 
 
-def staff_caller(who: SignedInDep, svc: ServicesDep, response: Response) -> StaffCaller:
-    response.headers["Cache-Control"] = NO_STORE
+def staff_caller(who: SignedInDep, svc: ServicesDep) -> StaffCaller:
     store = staff_arrivals.staff_store(svc, who.user)
     return StaffCaller(who, store)
 
@@ -61,17 +60,17 @@ StaffDep = Annotated[StaffCaller, Depends(staff_caller)]
 @router.get("/me", response_model=StaffMe)
 def get_me(who: StaffDep, svc: ServicesDep) -> StaffMe:
     """The signed-in staff member and their store."""
-    return staff_arrivals.me(svc, who.signed_in.user)
+    return staff_arrivals.me(who.signed_in.user, who.store)
 
 
 @router.get("/session", response_model=StaffSession)
-def get_session(who: MaybeSignedInDep, svc: ServicesDep, response: Response) -> StaffSession:
+def get_session(who: MaybeSignedInDep, svc: ServicesDep) -> StaffSession:
     """Whether the browser is signed in (and as whom): how the app decides to show its
     sign-in form without a 401 in the console; 403 for a user who is not store staff."""
-    response.headers["Cache-Control"] = NO_STORE
     if who is None:
         return StaffSession(signed_in=False, me=None)
-    return StaffSession(signed_in=True, me=staff_arrivals.me(svc, who.user))
+    store = staff_arrivals.staff_store(svc, who.user)
+    return StaffSession(signed_in=True, me=staff_arrivals.me(who.user, store))
 
 
 @router.get("/arrivals", response_model=StaffArrivals)

@@ -80,8 +80,8 @@ def staff_store(svc: Services, user: User) -> Store:
     return store
 
 
-def me(svc: Services, user: User) -> StaffMe:
-    store = staff_store(svc, user)
+def me(user: User, store: Store) -> StaffMe:
+    """`store`: the user's, as `staff_store` found it."""
     return StaffMe(
         user=user_out(user),
         store=StoreOut(id=store.id, code=store.code, name=store.name, region_id=store.region_id),
@@ -120,15 +120,12 @@ def greet(svc: Services, user: User, store_id: int, arrival_id: int) -> ArrivalC
     hours = svc.settings.staff_list_hours
     try:
         with transaction(svc.sessions) as session:
-            _card_of(session, store_id, arrival_id, hours)  # visible to this user, or 404
+            event = _visible_arrival(session, store_id, arrival_id, hours)  # or 404
             now = utcnow()
             session.add(
                 ArrivalGreeting(alert_id=arrival_id, user_id=user.id, by_name=user.name, at=now)
             )
             session.flush()  # the primary key decides who was first
-            customer_id = session.scalar(
-                select(AlertEvent.customer_id).where(AlertEvent.id == arrival_id)
-            )
             alerts.raise_alert(
                 session,
                 store_id,
@@ -139,7 +136,7 @@ def greet(svc: Services, user: User, store_id: int, arrival_id: int) -> ArrivalC
                     "by_name": user.name,
                     "at": now.isoformat(),
                 },
-                customer_id=customer_id,  # deleted with the customer
+                customer_id=event.customer_id,  # deleted with the customer
                 at=now,
             )
     except IntegrityError:
@@ -183,7 +180,8 @@ def render(svc: Services, store_id: int, batch: list[Alert]) -> list[tuple[int, 
     return out
 
 
-def _card_of(session: Session, store_id: int, arrival_id: int, hours: int) -> ArrivalCard:
+def _visible_arrival(session: Session, store_id: int, arrival_id: int, hours: int) -> AlertEvent:
+    """The arrival alert, when it is this store's and on today's list; else NotFound."""
     event = session.get(AlertEvent, arrival_id)
     since = utcnow() - timedelta(hours=hours)
     if (
@@ -193,6 +191,11 @@ def _card_of(session: Session, store_id: int, arrival_id: int, hours: int) -> Ar
         or event.created_at < since
     ):
         raise NotFound(f"no arrival {arrival_id} in this store today")
+    return event
+
+
+def _card_of(session: Session, store_id: int, arrival_id: int, hours: int) -> ArrivalCard:
+    event = _visible_arrival(session, store_id, arrival_id, hours)
     cards = _cards(session, store_id, [alerts.as_alert(event)])
     if not cards:
         raise NotFound(f"no arrival {arrival_id} in this store today")
